@@ -1,0 +1,93 @@
+"""Graph collection names and op/variable names: the contract with upstream.
+
+Every module that registers or reads pruning state goes through this file, so
+the names live in one place. The values are upstream's exactly (SPEC 2.1):
+scripts, the strip tool and quantization rewriters match on them.
+"""
+import tensorflow as tf
+
+MASK_COLLECTION = 'masks'
+THRESHOLD_COLLECTION = 'thresholds'
+MASKED_WEIGHT_COLLECTION = 'masked_weights'
+WEIGHT_COLLECTION = 'kernel'
+# The 'weights' path component lets quantization rewriters see a kernel.
+MASKED_WEIGHT_NAME = 'weights/masked_weight'
+
+# google-research gradient-based pruning.
+WEIGHT_GRADIENT_COLLECTION = 'gradient_weights'
+OLD_WEIGHT_COLLECTION = 'old_weights'
+OLD_OLD_WEIGHT_COLLECTION = 'old_old_weights'
+
+# google-research group pruning.
+UNGROUPED_GROUP_NAME = 'ungrouped'
+
+# Variable names created next to each pruned weight.
+MASK_VARIABLE_NAME = 'mask'
+THRESHOLD_VARIABLE_NAME = 'threshold'
+GRADIENT_VARIABLE_NAME = 'gradient'
+OLD_WEIGHT_VARIABLE_NAME = 'old_weight'
+OLD_OLD_WEIGHT_VARIABLE_NAME = 'old_old_weight'
+LAST_MASK_UPDATE_STEP_NAME = 'last_mask_update_step'
+LAST_GRADIENT_UPDATE_STEP_NAME = 'last_gradient_update_step'
+
+
+def attach_group_suffix(name, group_name=None, separator='_'):
+  """Returns `name` or `name<separator><group_name>` ('masks' -> 'masks_g1')."""
+  if group_name is None:
+    return name
+  return name + separator + group_name
+
+
+def add_to_pruning_collections(mask, threshold, weight, masked_weight,
+                               gradient=None, old_weight=None,
+                               old_old_weight=None, group_name=None):
+  """Appends each non-None argument to its (optionally group-suffixed) collection.
+
+  No duplicate check (upstream G2 behaviour); use `register_pruned_weight` for
+  the checked version.
+  """
+  pairs = ((mask, MASK_COLLECTION), (threshold, THRESHOLD_COLLECTION),
+           (masked_weight, MASKED_WEIGHT_COLLECTION),
+           (weight, WEIGHT_COLLECTION),
+           (gradient, WEIGHT_GRADIENT_COLLECTION),
+           (old_weight, OLD_WEIGHT_COLLECTION),
+           (old_old_weight, OLD_OLD_WEIGHT_COLLECTION))
+  for value, collection in pairs:
+    if value is not None:
+      tf.compat.v1.add_to_collection(
+          attach_group_suffix(collection, group_name), value)
+
+
+def is_registered(mask, group_name=None):
+  """True when `mask` is already in the masks collection (identity check)."""
+  collection = tf.compat.v1.get_collection(
+      attach_group_suffix(MASK_COLLECTION, group_name))
+  return any(mask is member for member in collection)
+
+
+def register_pruned_weight(mask, threshold, weight, masked_weight,
+                           gradient=None, old_weight=None, old_old_weight=None,
+                           group_name=None):
+  """Registers one pruned weight in the index-aligned collections, once.
+
+  A weight wrapped again under variable reuse (an RNN cell called at every
+  time step, a layer built twice with reuse=True) gets the same mask back; it
+  must not be registered twice, or two assigns would race on one variable.
+
+  Returns:
+    True if the weight was registered now, False if it already was.
+  """
+  if is_registered(mask):
+    return False
+  add_to_pruning_collections(mask, threshold, weight, masked_weight, gradient,
+                             old_weight, old_old_weight)
+  if group_name is not None:
+    add_to_pruning_collections(mask, threshold, weight, masked_weight,
+                               gradient, old_weight, old_old_weight,
+                               group_name=group_name)
+  return True
+
+
+def get_collection_copy(name, group_name=None):
+  """Returns a copy of the (optionally group-suffixed) collection as a list."""
+  return list(tf.compat.v1.get_collection(attach_group_suffix(name, group_name)))
