@@ -1,0 +1,1 @@
+"""Examples for model_pruning (not part of the installed package)."""
