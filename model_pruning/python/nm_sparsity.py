@@ -1,0 +1,183 @@
+"""N:M structured sparsity math: at most M non-zeros in every N weights.
+
+An N:M pattern (written `M:N`, e.g. `2:4`) keeps at most M of every N
+consecutive weights along the INPUT-channel axis, the axis a matrix multiply or
+convolution reduces over; sparse tensor cores accelerate exactly that layout.
+
+Layouts (the input axis is always axis -2):
+  dense / LSTM kernel `[in, out]`, 1-D conv `[w, in, out]`,
+  2-D conv `[h, w, in, out]`, 3-D conv `[d, h, w, in, out]`.
+
+Worked example, 2:4 on one column of a dense kernel `[in=6, out=1]`:
+  w    = [0.1, -0.9, 0.3, 0.3, 0.5, 0.2]     groups: rows 0-3 and rows 4-5
+  mask = [0,    1,   1,   0,   1,   1  ]     ties (0.3, 0.3): lower row wins;
+                                             the partial group keeps both.
+
+This module is pure math (tensors in, tensors out: no variables, no
+collections), plus a numpy checker `count_m_by_n_violations` used by the
+check_sparsity tool, which must not need a graph.
+"""
+import re
+
+import numpy as np
+import tensorflow as tf
+
+SUPPORTED_RANKS = (2, 3, 4, 5)
+# Input (reduction) axis of every supported TF kernel layout.
+INPUT_AXIS = -2
+
+_PATTERN_RE = re.compile(r'^\s*(\d+)\s*[:,]\s*(\d+)\s*$')
+
+
+def parse_m_by_n(text):
+  """Parses an `M:N` (or `M,N`) pattern string into `(m, n)` with 0 < m < n.
+
+  Args:
+    text: e.g. '2:4' or '2,4'; a `(m, n)` pair is accepted as is and validated.
+
+  Returns:
+    `(m, n)` as Python ints.
+
+  Raises:
+    ValueError: on anything else, naming the value, e.g. for '4:2'
+      "m_by_n must satisfy 0 < M < N, got '4:2' (M=4, N=2); use e.g. '2:4'".
+  """
+  if isinstance(text, (tuple, list)) and len(text) == 2:
+    m, n = text
+    shown = '%s:%s' % (m, n)
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+               for v in (m, n)):
+      raise ValueError("m_by_n must be two integers, got %r; use e.g. (2, 4)"
+                       % (tuple(text),))
+  else:
+    match = _PATTERN_RE.match(text) if isinstance(text, str) else None
+    if match is None:
+      raise ValueError("m_by_n must look like 'M:N' (or 'M,N'), got %r; "
+                       "use e.g. '2:4'" % (text,))
+    m, n = int(match.group(1)), int(match.group(2))
+    shown = text
+  if not 0 < m < n:
+    raise ValueError("m_by_n must satisfy 0 < M < N, got %r (M=%d, N=%d); "
+                     "use e.g. '2:4'" % (shown, m, n))
+  return int(m), int(n)
+
+
+def can_apply_m_by_n(shape, n):
+  """True when an N:M pattern makes sense for a weight of this shape.
+
+  It does when the rank is 2..5 (a kernel of a supported layout) and the input
+  axis (-2) is statically known and holds at least one full group of N. It
+  does not for biases (rank 1), one input channel (nothing to choose from), or
+  an unknown input depth.
+
+  Args:
+    shape: a list, tuple or `tf.TensorShape` (entries may be None).
+    n: the group size N.
+  """
+  shape = tf.TensorShape(shape)
+  if shape.rank is None or shape.rank not in SUPPORTED_RANKS:
+    return False
+  depth = shape[INPUT_AXIS]
+  return depth is not None and depth >= max(int(n), 2)
+
+
+def _check_args(rank, m, n):
+  m, n = parse_m_by_n((m, n))
+  if rank not in SUPPORTED_RANKS:
+    raise ValueError(
+        'm_by_n_mask needs a kernel of rank 2, 3, 4 or 5 (input channels on '
+        'axis -2), got rank %s; leave biases and other tensors out' % rank)
+  return m, n
+
+
+def _pairwise_keep(slices, m):
+  """Keep flags for N same-shaped score slices (slice i = group position i).
+
+  rank_i = #{j : s_j > s_i} + #{j < i : s_j == s_i}; keep_i = rank_i < m.
+  Each unordered pair is compared once: `s_j > s_i` (j > i) counts against i,
+  its complement `s_i >= s_j` counts against j. That is N(N-1)/2 elementwise
+  comparisons on 1/N of the tensor each, no sort and no transpose.
+  """
+  n = len(slices)
+  beaten_by = [None] * n
+  for i in range(n):
+    for j in range(i + 1, n):
+      j_wins = slices[j] > slices[i]
+      i_wins = tf.logical_not(j_wins)
+      for loser, win in ((i, j_wins), (j, i_wins)):
+        win = tf.cast(win, tf.int8)
+        beaten_by[loser] = win if beaten_by[loser] is None else (
+            beaten_by[loser] + win)
+  return [b < m for b in beaten_by]
+
+
+def m_by_n_mask(weights, m, n, saliency=None):
+  """Returns a 0/1 mask keeping at most M of every N weights along axis -2.
+
+  In each group of N consecutive input channels (same output channel and
+  spatial position) the M entries with the largest score survive, where the
+  score is `|weights|` or `saliency`. Ties go to the lower input index, so
+  exactly min(M, group size) survive per group. When the input depth is not a
+  multiple of N, the last, partial group keeps at most M (all of it if it has
+  M or fewer entries).
+
+  Args:
+    weights: float tensor of rank 2..5, input channels on axis -2.
+    m: number of survivors per group (0 < m < n).
+    n: group size.
+    saliency: optional tensor of `weights`' shape ranking the entries instead
+      of `|weights|` (e.g. |w * grad|); larger is kept.
+
+  Returns:
+    A tensor of `weights`' shape and dtype with values 0 and 1.
+
+  Raises:
+    ValueError: bad (m, n), unsupported or unknown rank.
+  """
+  weights = tf.convert_to_tensor(weights)
+  m, n = _check_args(weights.shape.rank, m, n)
+  with tf.name_scope('m_by_n_mask'):
+    score = tf.abs(weights) if saliency is None else tf.convert_to_tensor(
+        saliency, dtype=weights.dtype)
+    full_shape = tf.shape(score)
+    depth, out = full_shape[-2], full_shape[-1]
+    score = tf.reshape(score, [-1, depth, out])
+    pad = tf.math.floormod(-depth, n)
+    # Padding ranks below every real entry: lowest value, highest index.
+    score = tf.pad(score, [[0, 0], [0, pad], [0, 0]],
+                   constant_values=score.dtype.min)
+    groups = tf.reshape(score, [tf.shape(score)[0], -1, n, out])
+    keep = _pairwise_keep(tf.unstack(groups, num=n, axis=2), m)
+    mask = tf.cast(tf.stack(keep, axis=2), weights.dtype)
+    mask = tf.reshape(mask, [tf.shape(mask)[0], depth + pad, out])
+    mask = tf.reshape(mask[:, :depth, :], full_shape)
+    mask.set_shape(weights.shape)
+    return mask
+
+
+def count_m_by_n_violations(array, m, n, axis=INPUT_AXIS):
+  """Counts N-groups along `axis` holding more than M non-zeros (numpy).
+
+  Groups are N consecutive entries along `axis` (the input axis: -2 for TF
+  kernels, -1 for TFLite's `[out, ..., in]` weights); a partial last group
+  counts as a group too and fails only if it has more than M non-zeros.
+
+  Args:
+    array: array-like of rank >= 2.
+    m, n: the pattern (0 < m < n).
+    axis: the input-channel axis.
+
+  Returns:
+    `(num_groups, num_failing)` as Python ints.
+  """
+  m, n = parse_m_by_n((m, n))
+  nonzero = np.asarray(array) != 0
+  if nonzero.ndim < 2:
+    raise ValueError('count_m_by_n_violations needs rank >= 2, got shape %s'
+                     % (nonzero.shape,))
+  nonzero = np.moveaxis(nonzero, axis, -1)
+  depth = nonzero.shape[-1]
+  pad = (-depth) % n
+  nonzero = np.pad(nonzero, [(0, 0)] * (nonzero.ndim - 1) + [(0, pad)])
+  per_group = nonzero.reshape(-1, n).sum(axis=1)
+  return int(per_group.size), int(np.count_nonzero(per_group > m))
