@@ -390,15 +390,34 @@ def test_indexed_parse_into_hparams_fails_in_set_hparam():
     hparams.parse('x[0]=5')
 
 
-def test_none_default_parses_literals():
+@pytest.mark.parametrize('text,expected', [
+    ('3', 3), ('0.5', 0.5), ('true', True), ('abc', 'abc'),
+], ids=['int', 'float', 'bool', 'str'])
+def test_none_default_parses_literals(text, expected):
   """Upstream crashed with TypeError here; we infer int, float, bool, str."""
   hparams = hparam.HParams(seed=None)
-  for text, expected in [('3', 3), ('0.5', 0.5), ('true', True), ('abc', 'abc')]:
-    hparam_copy = hparam.HParams(seed=None)
-    hparam_copy.parse('seed=' + text)
-    assert hparam_copy.seed == expected and type(hparam_copy.seed) is type(
-        expected)
-  assert hparams.seed is None
+  hparams.parse('seed=' + text)
+  assert hparams.seed == expected
+  assert type(hparams.seed) is type(expected)
+
+
+@pytest.mark.parametrize('text', ['a=5,b=[1.0]', 'b=[1.0],a=5'],
+                         ids=['bad_last', 'bad_first'])
+def test_failed_parse_changes_nothing(text):
+  """Every value is checked before any is set (upstream was not atomic)."""
+  hparams = hparam.HParams(a=1, b=2.0)
+  with _raises(ValueError, 'Must not pass a list'):
+    hparams.parse(text)
+  assert hparams.values() == {'a': 1, 'b': 2.0}
+
+
+def test_failed_override_changes_nothing():
+  hparams = hparam.HParams(a=1, b=2.0)
+  with _raises(ValueError, "Could not cast hparam 'b'"):
+    hparams.override_from_dict({'a': 5, 'b': 'x'})
+  with pytest.raises(KeyError):
+    hparams.override_from_dict({'a': 5, 'zz': 1})
+  assert hparams.values() == {'a': 1, 'b': 2.0}
 
 
 def test_model_structure():

@@ -309,21 +309,22 @@ class HParams:
       ValueError: on a list for a scalar hparam, a non-list for a list hparam,
         or a value not compatible with the hparam's type.
     """
+    setattr(self, name, self._checked_value(name, value))
+
+  def _checked_value(self, name, value):
+    """Returns `value` cast for hparam `name`, or raises as `set_hparam`."""
     param_type, is_list = self._type_of(name)
     if isinstance(value, list):
       if not is_list:
         raise ValueError(
             'Must not pass a list for single-valued parameter: %s (got %r; '
             'pass one %s)' % (name, value, _type_name(param_type)))
-      setattr(self, name, [
-          _cast_to_type_if_compatible(name, param_type, v) for v in value])
-    else:
-      if is_list:
-        raise ValueError(
-            'Must pass a list for multi-valued parameter: %s. Got %r; write '
-            'it in brackets, e.g. %s=[...]' % (name, value, name))
-      setattr(self, name,
-              _cast_to_type_if_compatible(name, param_type, value))
+      return [_cast_to_type_if_compatible(name, param_type, v) for v in value]
+    if is_list:
+      raise ValueError(
+          'Must pass a list for multi-valued parameter: %s. Got %r; write '
+          'it in brackets, e.g. %s=[...]' % (name, value, name))
+    return _cast_to_type_if_compatible(name, param_type, value)
 
   def del_hparam(self, name):
     """Removes hparam `name`; does nothing if there is none."""
@@ -336,9 +337,7 @@ class HParams:
 
     Raises:
       ValueError: if the string is malformed, names an unknown hparam, or
-        holds a value of the wrong type (nothing is changed for parse errors;
-        a type error while setting leaves earlier clauses applied, as
-        upstream).
+        holds a value of the wrong type. Nothing is changed then.
     """
     if not isinstance(values, str):
       raise ValueError("parse() needs a string such as 'a=1,b=[2,3]', got %r"
@@ -347,9 +346,18 @@ class HParams:
     return self.override_from_dict(parse_values(values, type_map))
 
   def override_from_dict(self, values_dict):
-    """Calls `set_hparam` for each item of `values_dict`; returns self."""
-    for name, value in values_dict.items():
-      self.set_hparam(name, value)
+    """Sets each item of `values_dict` as `set_hparam` would; returns self.
+
+    All values are checked before any is set, so a bad item leaves the object
+    unchanged (upstream applied the items before it).
+
+    Raises:
+      KeyError, ValueError: as `set_hparam`.
+    """
+    checked = {name: self._checked_value(name, value)
+               for name, value in values_dict.items()}
+    for name, value in checked.items():
+      setattr(self, name, value)
     return self
 
   def set_model_structure(self, model_structure):
