@@ -1,0 +1,370 @@
+"""Fold pruning masks into weights and drop the pruning variables.
+
+A pruned model computes `masked_weight = mask * weight` at every step. Once
+training is over the product is a constant, so an inference graph can carry
+it directly: `strip_pruning_vars_fn` replaces every `.../masked_weight` `Mul`
+node of a frozen GraphDef by a `Const` of the same name holding the product,
+then keeps only what the outputs need, which removes the `mask`, `threshold`
+and raw weight nodes. Consumers (conv, matmul) are untouched because the
+folded node keeps its name, so outputs are bit-for-bit the same.
+
+Fixes over upstream (SPEC 5, Q25 and Q26): only `Mul` nodes named
+`masked_weight` (or TF's uniquified `masked_weight_<N>`) are folded, the
+GraphDef's function `library` and `versions` are kept (cond_v2 and while_v2
+graphs stay valid), and `graph_def_from_checkpoint` works in a fresh graph,
+never in the caller's default graph.
+"""
+import collections
+import difflib
+import json
+import os
+import re
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from google.protobuf import message as protobuf_message
+
+PRUNING_HPARAMS_COLLECTION = 'pruning_hparams'
+HPARAMS_JSON_SUFFIX = 'hparams_json'
+GLOBAL_STEP_NAME = 'global_step'
+
+_MASKED_WEIGHT_RE = re.compile(r'(?:^|/)masked_weight(?:_\d+)?$')
+_MASK_NAME_RE = re.compile(r'(?:^|/)mask(?:_\d+)?$')
+_PASS_THROUGH_OPS = ('Identity', 'ReadVariableOp', 'Snapshot')
+
+# One folded weight: node name, weight variable name (None if not found),
+# the folded value, and the mask's value (None if not found).
+FoldedWeight = collections.namedtuple(
+    'FoldedWeight', ['name', 'weight_name', 'value', 'mask'])
+
+# What a checkpoint says about its pruning run: the global step (None when the
+# checkpoint has no `global_step` variable) and the hparams dicts stored by
+# each `Pruning` object of the graph (empty when none).
+PruningState = collections.namedtuple('PruningState',
+                                      ['global_step', 'hparams'])
+
+
+def _node_name(tensor_name):
+  """'conv/weights/masked_weight:0' -> 'conv/weights/masked_weight'."""
+  return tensor_name.split(':', 1)[0]
+
+
+def _tensor_name(node_name):
+  """'logits' -> 'logits:0'; a name that already has ':<i>' is kept."""
+  if ':' in node_name:
+    return node_name
+  return node_name + ':0'
+
+
+def is_masked_weight_node(node):
+  """True for the `Mul` nodes `apply_mask` creates ('.../masked_weight[_N]')."""
+  return node.op == 'Mul' and bool(_MASKED_WEIGHT_RE.search(node.name))
+
+
+def _source_node(name, nodes_by_name):
+  """Follows Identity/ReadVariableOp chains from input `name` to its source."""
+  name = _node_name(name.lstrip('^'))
+  while name in nodes_by_name and nodes_by_name[name].op in _PASS_THROUGH_OPS:
+    name = _node_name(nodes_by_name[name].input[0].lstrip('^'))
+  return name
+
+
+def _mask_and_weight_inputs(node, nodes_by_name):
+  """Returns (mask tensor name, weight source name) of a masked_weight Mul.
+
+  Either may be None when the inputs do not look like `apply_mask`'s (a mask
+  node named 'mask'); the report then shows less, the folding is unaffected.
+  """
+  mask_input, weight_name = None, None
+  for tensor in node.input[:2]:
+    source = _source_node(tensor, nodes_by_name)
+    if _MASK_NAME_RE.search(source) and mask_input is None:
+      mask_input = tensor
+    else:
+      weight_name = source
+  return mask_input, weight_name
+
+
+def _evaluate(graph_def, tensor_names):
+  """Evaluates tensors of `graph_def` in a fresh graph; returns ndarrays."""
+  if not tensor_names:
+    return []
+  with tf.Graph().as_default() as graph:
+    tf.compat.v1.import_graph_def(graph_def, name='')
+    with tf.compat.v1.Session(graph=graph) as sess:
+      return sess.run(list(tensor_names))
+
+
+def _fold_candidates(graph_def):
+  """Evaluates every masked weight of `graph_def` and its mask."""
+  nodes_by_name = {node.name: node for node in graph_def.node}
+  masked = [node for node in graph_def.node if is_masked_weight_node(node)]
+  inputs = [_mask_and_weight_inputs(node, nodes_by_name) for node in masked]
+  fetches = [_tensor_name(node.name) for node in masked]
+  fetches += [_tensor_name(mask) for mask, _ in inputs if mask is not None]
+  values = iter(_evaluate(graph_def, fetches))
+  weights = [next(values) for _ in masked]
+  folded = []
+  for node, value, (mask, weight_name) in zip(masked, weights, inputs):
+    mask_value = next(values) if mask is not None else None
+    folded.append(FoldedWeight(node.name, weight_name, value, mask_value))
+  return folded
+
+
+def _get_masked_weights(input_graph_def):
+  """Evaluates the masked weights of a frozen GraphDef.
+
+  Logs each one's size and share of zeros.
+
+  Returns:
+    {node name: ndarray} for every `.../masked_weight` Mul node.
+  """
+  result = {}
+  for folded in _fold_candidates(input_graph_def):
+    zeros = folded.value.size - np.count_nonzero(folded.value)
+    logging.info('%s: %d elements, %.2f%% zeros', folded.name,
+                 folded.value.size,
+                 100.0 * zeros / max(folded.value.size, 1))
+    result[folded.name] = folded.value
+  return result
+
+
+def _check_output_nodes(graph_def, output_node_names):
+  """Raises ValueError naming the closest nodes when an output is missing."""
+  if not output_node_names:
+    raise ValueError('Need to specify at least 1 output node, got none '
+                     '(e.g. output_node_names=["logits"])')
+  names = [node.name for node in graph_def.node]
+  known = set(names)
+  for wanted in output_node_names:
+    if wanted not in known:
+      close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.5)
+      hint = ('; closest: ' + ', '.join(close)) if close else ''
+      raise ValueError('Output node %r is not in the graph%s' % (wanted, hint))
+
+
+def parse_output_node_names(output_node_names):
+  """Accepts 'a, b', ['a', 'b:0'] ...; returns node names without ':<i>'."""
+  if isinstance(output_node_names, str):
+    output_node_names = output_node_names.split(',')
+  names = [_node_name(name.strip()) for name in output_node_names]
+  return [name for name in names if name]
+
+
+def _constant_node(name, value, dtype_enum):
+  """A `Const` NodeDef named `name` holding `value`."""
+  node = tf.compat.v1.NodeDef(name=name, op='Const')
+  node.attr['dtype'].type = dtype_enum
+  node.attr['value'].tensor.CopyFrom(
+      tf.compat.v1.make_tensor_proto(value, dtype=tf.as_dtype(dtype_enum)))
+  return node
+
+
+def fold_masked_weights(input_graph_def, output_node_names):
+  """Folds the masks of a frozen GraphDef into constants, with the values.
+
+  Like `strip_pruning_vars_fn`, but also returns what was folded so callers
+  (the strip binary's report) need not evaluate the graph again.
+
+  Args:
+    input_graph_def: a frozen GraphDef (variables already constants).
+    output_node_names: list of output node names (or a comma-separated str).
+
+  Returns:
+    (stripped GraphDef, list of FoldedWeight in graph order).
+
+  Raises:
+    ValueError: no output names, or one that is not in the graph.
+  """
+  output_node_names = parse_output_node_names(output_node_names)
+  _check_output_nodes(input_graph_def, output_node_names)
+  # Only masked weights the outputs need are evaluated (and must be
+  # evaluable without feeds); unrelated sub-graphs are dropped first.
+  needed = tf.compat.v1.graph_util.extract_sub_graph(input_graph_def,
+                                                     output_node_names)
+  folded = _fold_candidates(needed)
+  values = {weight.name: weight.value for weight in folded}
+  new_graph_def = tf.compat.v1.GraphDef()
+  new_graph_def.versions.CopyFrom(needed.versions)
+  new_graph_def.library.CopyFrom(needed.library)
+  for node in needed.node:
+    if node.name in values:
+      new_graph_def.node.append(
+          _constant_node(node.name, values[node.name], node.attr['T'].type))
+    else:
+      new_graph_def.node.append(node)
+  stripped = tf.compat.v1.graph_util.extract_sub_graph(new_graph_def,
+                                                       output_node_names)
+  return stripped, folded
+
+
+def strip_pruning_vars_fn(input_graph_def, output_node_names):
+  """Removes mask variables from a frozen GraphDef (upstream's entry point).
+
+  Every `Mul` node named `.../masked_weight` (or `masked_weight_<N>`) becomes
+  a `Const` of the same name and value; everything the outputs no longer need
+  (masks, thresholds, raw weights) is dropped. `library` and `versions` are
+  kept.
+
+  Args:
+    input_graph_def: a frozen GraphDef, e.g. from `graph_def_from_checkpoint`.
+    output_node_names: list of output node names.
+
+  Returns:
+    The stripped GraphDef; its outputs equal the input's exactly.
+  """
+  stripped, folded = fold_masked_weights(input_graph_def, output_node_names)
+  for weight in folded:
+    zeros = weight.value.size - np.count_nonzero(weight.value)
+    logging.info('Folded %s: %d elements, %.2f%% zeros', weight.name,
+                 weight.value.size, 100.0 * zeros / max(weight.value.size, 1))
+  return stripped
+
+
+def resolve_checkpoint(checkpoint):
+  """Returns the checkpoint prefix for a directory or a checkpoint path.
+
+  A directory gives its latest checkpoint (the `checkpoint` state file);
+  a path like '/train/model.ckpt-2000' is taken as it is if its index file
+  exists.
+
+  Raises:
+    ValueError: nothing usable at `checkpoint`.
+  """
+  if not checkpoint:
+    raise ValueError('No checkpoint given: pass a checkpoint directory or a '
+                     'path such as /train/model.ckpt-2000')
+  if os.path.isdir(checkpoint):
+    prefix = tf.train.latest_checkpoint(checkpoint)
+    if prefix is None:
+      raise ValueError('Could not find a checkpoint at: %s. (no "checkpoint" '
+                       'state file listing one)' % checkpoint)
+    return prefix
+  if os.path.exists(checkpoint + '.index'):
+    return checkpoint
+  if checkpoint.endswith(('.index', '.meta')) and os.path.exists(checkpoint):
+    return checkpoint.rsplit('.', 1)[0]
+  raise ValueError('Could not find a checkpoint at: %s. (neither a directory '
+                   'nor a prefix with a .index file)' % checkpoint)
+
+
+def _read_meta_graph(prefix):
+  """Parses `<prefix>.meta`; raises ValueError if missing or corrupt."""
+  path = prefix + '.meta'
+  if not os.path.exists(path):
+    raise ValueError('Checkpoint %s has no meta graph (%s); save it with '
+                     'write_meta_graph=True' % (prefix, path))
+  meta_graph = tf.compat.v1.MetaGraphDef()
+  try:
+    with open(path, 'rb') as f:
+      meta_graph.ParseFromString(f.read())
+  except protobuf_message.DecodeError as error:
+    raise ValueError('Corrupt meta graph %s: %s' % (path, error)) from None
+  return meta_graph
+
+
+def error_summary(error):
+  """The first line of a TF error's message (they run to many lines)."""
+  text = getattr(error, 'message', None) or str(error)
+  return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def _restore_and_freeze(meta_graph, prefix, output_node_names):
+  """Restores `prefix` into a fresh graph and freezes the outputs."""
+  with tf.Graph().as_default() as graph:
+    try:
+      saver = tf.compat.v1.train.import_meta_graph(meta_graph,
+                                                   clear_devices=True)
+    except (ValueError, KeyError, tf.errors.OpError) as error:
+      raise ValueError('Could not import the meta graph of %s: %s' %
+                       (prefix, error_summary(error))) from None
+    graph_def = graph.as_graph_def()
+    _check_output_nodes(graph_def, output_node_names)
+    with tf.compat.v1.Session(graph=graph) as sess:
+      try:
+        saver.restore(sess, prefix)
+      except (ValueError, tf.errors.OpError) as error:
+        raise ValueError('Could not restore checkpoint %s: %s' %
+                         (prefix, error_summary(error))) from None
+      return tf.compat.v1.graph_util.convert_variables_to_constants(
+          sess, graph_def, output_node_names)
+
+
+def graph_def_from_checkpoint(checkpoint_dir, output_node_names):
+  """Restores a checkpoint and returns its frozen GraphDef.
+
+  Works in a fresh `tf.Graph`, so the caller's default graph is untouched and
+  the function can be called repeatedly in one process.
+
+  Args:
+    checkpoint_dir: a directory (its latest checkpoint is used) or a
+      checkpoint path/prefix such as '/train/model.ckpt-2000'.
+    output_node_names: list of output node names (or a comma-separated str).
+
+  Returns:
+    A GraphDef whose variables are constants, reduced to what the outputs
+    need.
+
+  Raises:
+    ValueError: no checkpoint, a missing or corrupt meta graph or data file,
+      or an output node that is not in the graph (the message names the
+      closest ones).
+  """
+  output_node_names = parse_output_node_names(output_node_names)
+  prefix = resolve_checkpoint(checkpoint_dir)
+  meta_graph = _read_meta_graph(prefix)
+  return _restore_and_freeze(meta_graph, prefix, output_node_names)
+
+
+def _string_const(node):
+  """The str held by a scalar string `Const` node, else None."""
+  if node.op != 'Const' or node.attr['dtype'].type != tf.string.as_datatype_enum:
+    return None
+  values = node.attr['value'].tensor.string_val
+  return values[0].decode('utf-8') if len(values) == 1 else None
+
+
+def _hparams_from_meta_graph(meta_graph):
+  """Decodes the hparams JSON each `Pruning` object stored in the graph."""
+  nodes_by_name = {node.name: node for node in meta_graph.graph_def.node}
+  names = []
+  if PRUNING_HPARAMS_COLLECTION in meta_graph.collection_def:
+    collection = meta_graph.collection_def[PRUNING_HPARAMS_COLLECTION]
+    names = [_node_name(name) for name in collection.node_list.value]
+  if not names:
+    names = [name for name in nodes_by_name
+             if name.split('/')[-1] == HPARAMS_JSON_SUFFIX]
+  result = []
+  for name in names:
+    text = _string_const(nodes_by_name[name]) if name in nodes_by_name else None
+    if text is None:
+      continue
+    try:
+      result.append(json.loads(text))
+    except ValueError:
+      logging.warning('Ignoring %s: not valid JSON', name)
+  return result
+
+
+def read_pruning_state(checkpoint):
+  """Reads the global step and the stored pruning hparams of a checkpoint.
+
+  Args:
+    checkpoint: a checkpoint directory or prefix (see `resolve_checkpoint`).
+
+  Returns:
+    A PruningState(global_step=int or None, hparams=[dict, ...]).
+  """
+  prefix = resolve_checkpoint(checkpoint)
+  hparams = _hparams_from_meta_graph(_read_meta_graph(prefix))
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+  except (ValueError, tf.errors.OpError) as error:
+    raise ValueError('Could not read checkpoint %s: %s' %
+                     (prefix, error_summary(error))) from None
+  step = None
+  if reader.has_tensor(GLOBAL_STEP_NAME):
+    step = int(reader.get_tensor(GLOBAL_STEP_NAME))
+  return PruningState(global_step=step, hparams=hparams)
