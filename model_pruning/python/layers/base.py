@@ -1,0 +1,146 @@
+"""Scope handling shared by the masked layers and the masked LSTM cells.
+
+TF 2.21 with Keras 3 has no `tf.compat.v1.layers.Layer` and no TF1 RNN cells,
+so the masked layers and cells bring the small part of the TF1 `Layer` contract
+they need: a variable scope captured on first use (uniquified like TF1:
+`masked_conv2d`, `masked_conv2d_1`, ...), re-entered with reuse on every later
+call, and variables created with `tf.compat.v1.get_variable`.
+
+Variables and the masked kernel are created under `tf.init_scope()`: a cell
+first called inside `dynamic_rnn`'s while-loop body (a function graph) still
+puts its variables, its `weights/masked_weight` op and its collection entries
+in the outer graph, where `Pruning` and the strip tool look for them.
+"""
+import contextlib
+
+import tensorflow as tf
+
+from model_pruning.python import graph_keys
+
+
+class ScopedModule:
+  """A callable owning one variable scope, captured the first time it is used.
+
+  Subclasses implement `_create_variables(input_shape)` (called once, inside
+  the scope) and call `self._in_scope()` around their computation.
+  """
+
+  _DEFAULT_NAME = 'module'
+
+  def __init__(self, trainable=True, name=None, dtype=None, _scope=None,
+               _reuse=None):
+    self.trainable = trainable
+    self._base_name = name or self._DEFAULT_NAME
+    self._dtype = tf.as_dtype(dtype) if dtype is not None else None
+    self._scope = _scope
+    self._reuse = _reuse
+    self.built = False
+
+  @property
+  def name(self):
+    """The captured scope's name, or the requested base name before use."""
+    return self._scope.name if self._scope is not None else self._base_name
+
+  @property
+  def dtype(self):
+    """The layer dtype (None until given or inferred from the first input)."""
+    return self._dtype
+
+  def _set_scope(self, scope=None):
+    """Captures the variable scope once (TF1 `Layer._set_scope` semantics)."""
+    if self._scope is not None:
+      return
+    if self._reuse:
+      with tf.compat.v1.variable_scope(
+          scope if scope is not None else self._base_name) as captured:
+        self._scope = captured
+    else:
+      with tf.compat.v1.variable_scope(
+          scope, default_name=self._base_name) as captured:
+        self._scope = captured
+
+  @contextlib.contextmanager
+  def _in_scope(self, scope=None):
+    """Re-enters the captured variable scope and its original name scope."""
+    self._set_scope(scope)
+    reuse = True if self.built else self._reuse
+    with tf.compat.v1.variable_scope(self._scope, reuse=reuse,
+                                     auxiliary_name_scope=False) as current:
+      with tf.compat.v1.name_scope(current.original_name_scope):
+        yield current
+
+  def _infer_dtype(self, inputs):
+    if self._dtype is None:
+      self._dtype = tf.as_dtype(inputs.dtype).base_dtype
+
+  def build(self, input_shape):
+    """Creates the variables for inputs of `input_shape` (once)."""
+    if self.built:
+      return
+    if self._dtype is None:
+      self._dtype = tf.float32
+    with self._in_scope(), tf.init_scope():
+      self._create_variables(tf.TensorShape(input_shape))
+    self.built = True
+
+  def _create_variables(self, input_shape):
+    raise NotImplementedError
+
+  def _get_variable(self, name, shape, initializer=None, regularizer=None,
+                    trainable=True, dtype=None):
+    """`tf.compat.v1.get_variable` in the current scope, layer dtype default.
+
+    `trainable=False` on the layer makes every variable non-trainable, as in
+    TF1 layers. A regularizer's loss lands in REGULARIZATION_LOSSES.
+    """
+    return tf.compat.v1.get_variable(
+        name, shape=shape, dtype=dtype or self._dtype, initializer=initializer,
+        regularizer=regularizer, trainable=trainable and self.trainable)
+
+
+def mask_variable(shape, dtype):
+  """Creates the all-ones, non-trainable `mask` variable in the current scope."""
+  return tf.compat.v1.get_variable(
+      graph_keys.MASK_VARIABLE_NAME, shape=shape, dtype=dtype,
+      initializer=tf.compat.v1.ones_initializer(), trainable=False)
+
+
+def finish_masked_weight(kernel, mask, prune_option=None):
+  """Creates `threshold` (and gradient state), the masked kernel; registers.
+
+  `masked_weight = mask * kernel` is the op named `.../weights/masked_weight`
+  in the current name scope. Registration goes through
+  `graph_keys.register_pruned_weight`, so a mask is registered once however
+  often the layer or cell is built under reuse (fix Q21).
+
+  Args:
+    kernel: the weight variable to prune.
+    mask: its mask variable (same shape and dtype).
+    prune_option: 'first_order_gradient' or 'second_order_gradient' also
+      create `old_weight`, `old_old_weight` and `gradient` (kernel shape,
+      zeros, non-trainable), as google-research's cells do; any other value
+      creates none.
+
+  Returns:
+    dict with keys threshold, masked_weight and, for the gradient options,
+    old_weight, old_old_weight, gradient.
+  """
+  dtype = kernel.dtype.base_dtype
+  created = {'threshold': tf.compat.v1.get_variable(
+      graph_keys.THRESHOLD_VARIABLE_NAME, shape=[], dtype=dtype,
+      initializer=tf.compat.v1.zeros_initializer(), trainable=False)}
+  if prune_option in ('first_order_gradient', 'second_order_gradient'):
+    for name in (graph_keys.OLD_WEIGHT_VARIABLE_NAME,
+                 graph_keys.OLD_OLD_WEIGHT_VARIABLE_NAME,
+                 graph_keys.GRADIENT_VARIABLE_NAME):
+      created[name] = tf.compat.v1.get_variable(
+          name, shape=kernel.shape, dtype=dtype,
+          initializer=tf.compat.v1.zeros_initializer(), trainable=False)
+  created['masked_weight'] = tf.multiply(
+      mask, kernel, name=graph_keys.MASKED_WEIGHT_NAME)
+  graph_keys.register_pruned_weight(
+      mask, created['threshold'], kernel, created['masked_weight'],
+      gradient=created.get(graph_keys.GRADIENT_VARIABLE_NAME),
+      old_weight=created.get(graph_keys.OLD_WEIGHT_VARIABLE_NAME),
+      old_old_weight=created.get(graph_keys.OLD_OLD_WEIGHT_VARIABLE_NAME))
+  return created
