@@ -1,0 +1,331 @@
+"""Tests for check_sparsity, weight_readers and sparsity_plots.
+
+Library calls run in-process; the command line (exit codes, one-line errors,
+`python -m`, matplotlib missing) runs as a subprocess.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model_pruning.python import check_sparsity
+from model_pruning.python import sparsity_plots
+from model_pruning.python import weight_readers
+from tests import reference_nm
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+_CONV_SHAPE = (3, 3, 8, 4)
+_DENSE_SHAPE = (10, 6)  # depth 10: two full 4-groups and a partial one
+
+
+def _nm_pruned(shape, seed):
+  """A weight with a 2:4 pattern along axis -2 and its mask (numpy oracle)."""
+  weights = np.random.RandomState(seed).randn(*shape).astype(np.float32)
+  mask = reference_nm.m_by_n_mask(weights, 2, 4)
+  return weights, mask
+
+
+def _save_checkpoint(directory, broken=False):
+  """conv1/{weights,mask,threshold}, fc/{weights,mask}, global_step."""
+  conv_w, conv_mask = _nm_pruned(_CONV_SHAPE, seed=0)
+  fc_w, fc_mask = _nm_pruned(_DENSE_SHAPE, seed=1)
+  if broken:
+    fc_mask[0:4, 0] = 1.0  # one group with 4 survivors
+    fc_mask[8:10, 5] = 1.0  # partial group: 2 survivors is still fine
+  with tf.Graph().as_default():
+    for name, value in (('conv1/weights', conv_w), ('conv1/mask', conv_mask),
+                        ('conv1/threshold', np.float32(0.0)),
+                        ('fc/weights', fc_w), ('fc/mask', fc_mask)):
+      tf.compat.v1.get_variable(name, initializer=tf.constant(value))
+    tf.compat.v1.train.get_or_create_global_step()
+    saver = tf.compat.v1.train.Saver()
+    with tf.compat.v1.Session() as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      return saver.save(sess, os.path.join(str(directory), 'model.ckpt'))
+
+
+def _frozen_graph():
+  """A frozen GraphDef: a 2:4-pruned conv and dense kernel as Consts."""
+  conv_w, conv_mask = _nm_pruned(_CONV_SHAPE, seed=2)
+  fc_w, fc_mask = _nm_pruned((36, 3), seed=3)
+  graph = tf.Graph()
+  with graph.as_default():
+    images = tf.compat.v1.placeholder(tf.float32, [1, 5, 5, 8],
+                                      name='images')
+    conv = tf.nn.conv2d(images, tf.constant(conv_w * conv_mask, name='conv/k'),
+                        strides=1, padding='VALID')
+    flat = tf.reshape(conv, [1, 36])  # 3x3 positions x 4 channels
+    logits = tf.matmul(flat, tf.constant(fc_w * fc_mask, name='fc/k'),
+                       name='logits')
+  return graph, images, logits
+
+
+@pytest.fixture(scope='module')
+def tflite_path(tmp_path_factory):
+  """A tiny .tflite from a session (converted once per module, ~1s)."""
+  graph, images, logits = _frozen_graph()
+  with graph.as_default(), tf.compat.v1.Session() as sess:
+    converter = tf.compat.v1.lite.TFLiteConverter.from_session(
+        sess, [images], [logits])
+    model = converter.convert()
+  path = tmp_path_factory.mktemp('tflite') / 'model.tflite'
+  path.write_bytes(model)
+  return str(path)
+
+
+def _write_graph_def(tmp_path, as_text):
+  graph = _frozen_graph()[0]
+  name = 'frozen.pbtxt' if as_text else 'frozen.pb'
+  tf.io.write_graph(graph.as_graph_def(), str(tmp_path), name,
+                    as_text=as_text)
+  return str(tmp_path / name)
+
+
+def _by_name(report):
+  return {w['name']: w for w in report['weights']}
+
+
+def _run_cli(*args, blocked_matplotlib=False):
+  """Runs the binary with `python -m`; returns the CompletedProcess."""
+  env = dict(os.environ, PYTHONPATH=_REPO_ROOT, TF_CPP_MIN_LOG_LEVEL='3')
+  if blocked_matplotlib:
+    code = ("import sys; sys.modules['matplotlib'] = None; "
+            "sys.argv = ['check_sparsity'] + sys.argv[1:]; "
+            "from model_pruning.python import check_sparsity as c; "
+            "c.run_main()")
+    command = [sys.executable, '-c', code]
+  else:
+    command = [sys.executable, '-m', 'model_pruning.python.check_sparsity']
+  return subprocess.run(command + list(args), capture_output=True, text=True,
+                        env=env, cwd=_REPO_ROOT, timeout=120, check=False)
+
+
+def test_checkpoint_reports_masked_weights_and_masks(tmp_path):
+  prefix = _save_checkpoint(tmp_path)
+  report = check_sparsity.check(str(tmp_path), m_by_n='2:4')
+  weights = _by_name(report)
+  assert report['format'] == 'checkpoint' and report['ok']
+  assert sorted(weights) == ['conv1/mask', 'conv1/weights', 'fc/mask',
+                             'fc/weights']
+  assert weights['conv1/weights']['kind'] == 'masked_weight'
+  assert weights['conv1/mask']['kind'] == 'mask'
+  # 2 of every 4 input channels survive: half of the conv kernel is zero.
+  assert weights['conv1/weights']['sparsity'] == 0.5
+  assert weights['conv1/weights']['m_by_n'] == {
+      'groups': 3 * 3 * 2 * 4, 'failing_groups': 0, 'ok': True}
+  # Depth 10 = 4 + 4 + 2: the partial group keeps both, so 6 zeros of 10.
+  assert weights['fc/weights']['zeros'] == 4 * _DENSE_SHAPE[1]
+  assert weights['fc/weights']['m_by_n']['groups'] == 3 * _DENSE_SHAPE[1]
+  assert check_sparsity.check(prefix)['weights'] == check_sparsity.check(
+      str(tmp_path))['weights']
+
+
+def test_checkpoint_rejects_hand_broken_mask(tmp_path):
+  _save_checkpoint(tmp_path, broken=True)
+  report = check_sparsity.check(str(tmp_path), m_by_n='2,4')
+  weights = _by_name(report)
+  assert not report['ok']
+  for name in ('fc/weights', 'fc/mask'):
+    assert weights[name]['m_by_n']['failing_groups'] == 1
+  assert weights['conv1/weights']['m_by_n']['ok']
+  assert 'FAIL: 1 of 18 groups' in check_sparsity.format_report(report)
+
+
+@pytest.mark.parametrize('as_text', [False, True], ids=['pb', 'pbtxt'])
+def test_frozen_graph_def_float_consts(tmp_path, as_text):
+  path = _write_graph_def(tmp_path, as_text)
+  report = check_sparsity.check(path, m_by_n='2:4')
+  weights = _by_name(report)
+  assert report['format'] == ('graphdef_text' if as_text else 'graphdef')
+  assert sorted(weights) == ['conv/k', 'fc/k']
+  assert weights['conv/k']['shape'] == list(_CONV_SHAPE)
+  assert weights['conv/k']['sparsity'] == 0.5 and report['ok']
+  assert weights['fc/k']['m_by_n']['groups'] == 9 * 3
+
+
+def test_tflite_constant_weights_in_tflite_layout(tflite_path):
+  report = check_sparsity.check(tflite_path, m_by_n='2:4')
+  shapes = sorted(tuple(w['shape']) for w in report['weights'])
+  # TFLite stores kernels [out, ..., in]: conv [4, 3, 3, 8], dense [3, 36].
+  assert shapes == [(3, 36), (4, 3, 3, 8)]
+  assert all(w['input_axis'] == -1 and w['sparsity'] == 0.5
+             for w in report['weights'])
+  assert report['ok']
+
+
+def test_tflite_fails_pattern_along_wrong_density(tflite_path):
+  # 2:4 pruned means 1:4 must fail in every group of both kernels.
+  report = check_sparsity.check(tflite_path, m_by_n='1:4')
+  for w in report['weights']:
+    assert w['m_by_n']['failing_groups'] == w['m_by_n']['groups']
+  assert not report['ok']
+
+
+def test_filters_min_rank_and_name_regex(tmp_path):
+  _save_checkpoint(tmp_path)
+  names = lambda **kw: sorted(_by_name(check_sparsity.check(
+      str(tmp_path), **kw)))
+  assert names(name_regex=r'^fc/') == ['fc/mask', 'fc/weights']
+  assert names(min_rank=3) == ['conv1/mask', 'conv1/weights']
+  assert names(min_rank=5) == []
+
+
+def test_checkpoint_without_masks_lists_float_variables(tmp_path):
+  with tf.Graph().as_default():
+    tf.compat.v1.get_variable('dense/kernel', shape=[4, 4])
+    tf.compat.v1.train.get_or_create_global_step()
+    saver = tf.compat.v1.train.Saver()
+    with tf.compat.v1.Session() as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      saver.save(sess, str(tmp_path / 'plain.ckpt'))
+  report = check_sparsity.check(str(tmp_path))
+  assert [(w['name'], w['kind']) for w in report['weights']] == [
+      ('dense/kernel', 'variable')]
+
+
+def _corrupt_checkpoint(tmp_path):
+  (tmp_path / 'bad.ckpt.index').write_bytes(b'not an index' * 10)
+  return str(tmp_path / 'bad.ckpt')
+
+
+@pytest.mark.parametrize('make_path,message', [
+    (lambda p: str(p / 'missing.pb'), 'no such file'),
+    (lambda p: str(p), 'holds no checkpoint'),
+    (_corrupt_checkpoint, 'cannot read checkpoint'),
+    (lambda p: (p / 'w.npy').write_bytes(b'xx') and str(p / 'w.npy'),
+     'unknown format'),
+    (lambda p: (p / 'g.pb').write_bytes(b'\x07' * 64) and str(p / 'g.pb'),
+     'not a valid GraphDef'),
+    (lambda p: (p / 'g.pbtxt').write_text('node {') and str(p / 'g.pbtxt'),
+     'not a valid GraphDef'),
+    (lambda p: (p / 'm.tflite').write_bytes(b'1234TFL3' + b'\x07' * 64)
+     and str(p / 'm.tflite'), 'corrupt TFLite model'),
+    (lambda p: (p / 'm.tflite').write_bytes(b'\x00' * 64)
+     and str(p / 'm.tflite'), 'not a TFLite flatbuffer'),
+], ids=['missing', 'empty_dir', 'corrupt_checkpoint', 'unknown_format',
+        'corrupt_pb', 'corrupt_pbtxt', 'corrupt_tflite', 'tflite_no_magic'])
+def test_bad_input_raises_one_line_error(tmp_path, make_path, message):
+  with pytest.raises(check_sparsity.BadInputError, match=message) as info:
+    check_sparsity.check(make_path(tmp_path))
+  assert '\n' not in str(info.value)
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    ({'m_by_n': '4:2'}, "got '4:2'"), ({'m_by_n': 'two:four'}, 'M:N'),
+    ({'name_regex': '('}, 'missing')],
+    ids=['reversed_pattern', 'words_pattern', 'bad_regex'])
+def test_bad_arguments_raise(tmp_path, kwargs, message):
+  with pytest.raises(check_sparsity.BadInputError, match=message):
+    check_sparsity.check(str(tmp_path), **kwargs)
+
+
+def test_truncated_tflite_is_reported_not_crashed(tmp_path, tflite_path):
+  data = open(tflite_path, 'rb').read()
+  path = tmp_path / 'truncated.tflite'
+  path.write_bytes(data[:len(data) // 3])
+  with pytest.raises(check_sparsity.BadInputError, match='corrupt TFLite'):
+    check_sparsity.check(str(path))
+
+
+@pytest.mark.parametrize('block,m_by_n', [(None, '2:4'), ('4x4', None)],
+                         ids=['nm_lines', 'block_grid'])
+def test_plots_are_png_files(tmp_path, block, m_by_n):
+  _save_checkpoint(tmp_path / 'ckpt')
+  report, arrays = check_sparsity.check_with_arrays(
+      str(tmp_path / 'ckpt'), m_by_n=m_by_n)
+  written = check_sparsity.write_plots(report, arrays, str(tmp_path / 'pics'),
+                                       block=block, corner=16)
+  assert len(written) == len(report['weights']) + 1
+  assert os.path.basename(written[-1]) == check_sparsity.BAR_CHART_NAME
+  for path in written:
+    with open(path, 'rb') as f:
+      assert f.read(8) == _PNG_SIGNATURE
+    assert os.path.getsize(path) > 1000
+
+
+@pytest.mark.parametrize('shape,axis,expected_shape', [
+    ((3, 3, 8, 4), -2, (8, 36)), ((10, 6), -2, (10, 6)),
+    ((4, 3, 3, 8), -1, (8, 36))],
+    ids=['tf_conv', 'tf_dense', 'tflite_conv'])
+def test_two_d_view_puts_input_axis_on_rows(shape, axis, expected_shape):
+  array = np.arange(np.prod(shape)).reshape(shape)
+  view = sparsity_plots.two_d_view(array, axis)
+  assert view.shape == expected_shape
+  np.testing.assert_array_equal(view[1], np.moveaxis(array, axis, 0)[1].ravel())
+
+
+@pytest.mark.parametrize('text', ['4', '0x4', 'axb', ''],
+                         ids=['one_number', 'zero', 'letters', 'empty'])
+def test_parse_block_rejects(text):
+  with pytest.raises(ValueError, match="block must look like 'HxW'"):
+    sparsity_plots.parse_block(text)
+
+
+def test_readers_return_records_with_input_axis(tmp_path, tflite_path):
+  records = weight_readers.read_weights(_write_graph_def(tmp_path, False))
+  assert {r.input_axis for r in records} == {-2}
+  assert {r.input_axis for r in weight_readers.read_weights(tflite_path)} == {
+      -1}
+
+
+# --- command line (subprocesses) ---------------------------------------------
+
+
+def test_cli_passing_pattern_exits_0_and_writes_json(tmp_path):
+  _save_checkpoint(tmp_path)
+  result = _run_cli(str(tmp_path), '--m_by_n=2:4', '--json=%s' % (
+      tmp_path / 'r.json'))
+  assert result.returncode == 0, result.stderr
+  assert 'every group passes' in result.stdout
+  report = json.loads((tmp_path / 'r.json').read_text())
+  assert report['ok'] and len(report['weights']) == 4
+
+
+def test_cli_failing_pattern_exits_1_with_group_count(tmp_path):
+  _save_checkpoint(tmp_path, broken=True)
+  result = _run_cli('--input=%s' % tmp_path, '--m_by_n=2,4',
+                    '--name_regex=^fc/weights$')
+  assert result.returncode == 1, result.stderr
+  assert 'fc/weights' in result.stdout
+  assert '2:4 FAIL: 1 of 18 groups' in result.stdout
+  assert '1 weights fail (1 groups)' in result.stdout
+
+
+@pytest.mark.parametrize('args,message', [
+    (('{tmp}/missing.tflite',), 'no such file'),
+    (('{tmp}', '--m_by_n=3:2'), "got '3:2'"),
+    (('{tmp}', '--min_rank=-1'), 'min_rank'),
+    ((), 'exactly one input')],
+    ids=['missing_file', 'bad_m_by_n', 'bad_flag', 'no_input'])
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, args, message):
+  result = _run_cli(*[a.format(tmp=tmp_path) for a in args])
+  assert result.returncode == 2
+  error_lines = [l for l in result.stderr.splitlines()
+                 if l.startswith('check_sparsity: error:')]
+  assert len(error_lines) == 1 and message in error_lines[0]
+  assert 'Traceback' not in result.stderr
+
+
+def test_cli_plot_without_matplotlib_says_how_to_install(tmp_path):
+  _save_checkpoint(tmp_path)
+  result = _run_cli(str(tmp_path), '--plot=%s' % (tmp_path / 'pics'),
+                    blocked_matplotlib=True)
+  assert result.returncode == 2
+  assert "pip install 'model_pruning[plot]'" in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert not (tmp_path / 'pics').exists()
+
+
+def test_cli_plot_writes_pngs(tmp_path):
+  _save_checkpoint(tmp_path / 'ckpt')
+  result = _run_cli(str(tmp_path / 'ckpt'), '--plot=%s' % (tmp_path / 'pics'),
+                    '--m_by_n=2:4', '--min_rank=3')
+  assert result.returncode == 0, result.stderr
+  pictures = sorted(os.listdir(tmp_path / 'pics'))
+  assert pictures == ['000_conv1_weights.png', '001_conv1_mask.png',
+                      check_sparsity.BAR_CHART_NAME]
