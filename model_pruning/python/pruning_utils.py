@@ -1,0 +1,210 @@
+"""Tensor helpers for pruning: variable factories, pooling, expansion, CDFs.
+
+Everything below the variable factories is math: tensors in, tensors out, no
+variables, no collections, no global step (SPEC 2.5).
+"""
+import tensorflow as tf
+
+from model_pruning.python import graph_keys
+
+_NBINS = 256
+
+
+def _scoped_variable(var, scope, name, initializer, shape=None):
+  with tf.compat.v1.variable_scope(scope):
+    return tf.compat.v1.get_variable(
+        name,
+        shape=var.get_shape() if shape is None else shape,
+        initializer=initializer,
+        trainable=False,
+        dtype=var.dtype.base_dtype)
+
+
+def weight_mask_variable(var, scope):
+  """Creates (or reuses) the all-ones, non-trainable `mask` of `var`'s shape."""
+  return _scoped_variable(var, scope, graph_keys.MASK_VARIABLE_NAME,
+                          tf.compat.v1.ones_initializer())
+
+
+def weight_threshold_variable(var, scope):
+  """Creates (or reuses) the scalar, zero, non-trainable `threshold`."""
+  return _scoped_variable(var, scope, graph_keys.THRESHOLD_VARIABLE_NAME,
+                          tf.compat.v1.zeros_initializer(), shape=[])
+
+
+def weight_gradient_variable(var, scope):
+  """The `gradient` saliency accumulator (google-research), zeros."""
+  return _scoped_variable(var, scope, graph_keys.GRADIENT_VARIABLE_NAME,
+                          tf.compat.v1.zeros_initializer())
+
+
+def old_weight_variable(var, scope):
+  """Snapshot of the weight at the previous gradient update, zeros."""
+  return _scoped_variable(var, scope, graph_keys.OLD_WEIGHT_VARIABLE_NAME,
+                          tf.compat.v1.zeros_initializer())
+
+
+def old_old_weight_variable(var, scope):
+  """Snapshot of the weight two gradient updates back, zeros."""
+  return _scoped_variable(var, scope, graph_keys.OLD_OLD_WEIGHT_VARIABLE_NAME,
+                          tf.compat.v1.zeros_initializer())
+
+
+def _static_shape(tensor, what):
+  shape = tensor.get_shape()
+  if not shape.is_fully_defined():
+    raise ValueError('%s needs a fully defined static shape, got %s for %s' %
+                     (what, shape, getattr(tensor, 'name', tensor)))
+  return shape.as_list()
+
+
+def kronecker_product(mat1, mat2):
+  """Kronecker product of two rank-2 tensors with static shapes.
+
+  out[i*m2 + p, j*n2 + q] = mat1[i, j] * mat2[p, q], shape [m1*m2, n1*n2].
+  """
+  m1, n1 = _static_shape(mat1, 'kronecker_product')
+  m2, n2 = _static_shape(mat2, 'kronecker_product')
+  mat1_rsh = tf.reshape(mat1, [m1, 1, n1, 1])
+  mat2_rsh = tf.reshape(mat2, [1, m2, 1, n2])
+  return tf.reshape(mat1_rsh * mat2_rsh, [m1 * m2, n1 * n2])
+
+
+def expand_tensor(tensor, block_dims):
+  """Repeats each element into a block: out[r, c] = tensor[r // bh, c // bw].
+
+  A 2x2 input [[1, 2], [3, 4]] with block_dims [2, 2] becomes the 4x4
+  [[1,1,2,2],[1,1,2,2],[3,3,4,4],[3,3,4,4]]. Block dims <= 1 leave that axis
+  unchanged.
+  """
+  if len(block_dims) != 2:
+    raise ValueError('block_dims must have 2 elements, got %r' % (block_dims,))
+  if tensor.get_shape().ndims != 2:
+    raise ValueError('Input tensor must be rank 2, got shape %s' %
+                     tensor.get_shape())
+  height, width = _static_shape(tensor, 'expand_tensor')
+  block_height, block_width = (max(int(d), 1) for d in block_dims)
+  expanded = tf.reshape(tensor, [height, 1, width, 1])
+  expanded = tf.tile(expanded, [1, block_height, 1, block_width])
+  return tf.reshape(expanded, [height * block_height, width * block_width])
+
+
+def factorized_pool(input_tensor, window_shape, pooling_type, strides,
+                    padding, name=None):
+  """2-D pooling of a matrix as two 1-D pools (rows, then columns).
+
+  Equal to reshaping to [1, H, W, 1] and calling tf.nn.pool; this form avoids
+  4-D pooling (the TPU-friendly variant). Returns a rank-2 tensor.
+  """
+  if input_tensor.get_shape().ndims != 2:
+    raise ValueError('factorized_pool() accepts tensors of rank 2 only, got '
+                     'shape %s' % input_tensor.get_shape())
+  with tf.compat.v1.name_scope(name, 'factorized_pool'):
+    # Pool along columns of each row: [H, W] -> [H, W', 1].
+    rows = tf.expand_dims(input_tensor, 2)
+    rows = tf.nn.pool(rows, window_shape=[window_shape[1]],
+                      pooling_type=pooling_type, strides=[strides[1]],
+                      padding=padding)
+    # Pool the result along rows: [W', H, 1].
+    cols = tf.transpose(rows, [1, 0, 2])
+    cols = tf.nn.pool(cols, window_shape=[window_shape[0]],
+                      pooling_type=pooling_type, strides=[strides[0]],
+                      padding=padding)
+    return tf.squeeze(tf.transpose(cols, [2, 1, 0]), axis=[0])
+
+
+def pool_blocks(matrix, block_dims, pooling_type, use_factorized=False):
+  """Pools a rank-2 matrix over non-overlapping blocks (window = stride).
+
+  SAME padding: edge blocks average over their real cells only, so a 3x3
+  matrix with 2x2 blocks gives a 2x2 result.
+  """
+  if use_factorized:
+    return factorized_pool(matrix, window_shape=block_dims,
+                           pooling_type=pooling_type, strides=block_dims,
+                           padding='SAME')
+  pooled = tf.nn.pool(matrix[tf.newaxis, :, :, tf.newaxis],
+                      window_shape=block_dims, pooling_type=pooling_type,
+                      strides=block_dims, padding='SAME')
+  return tf.squeeze(pooled, axis=[0, 3])
+
+
+def determine_partitioned_axis(partitioned_variable):
+  """The axis along which a PartitionedVariable is split."""
+  partitioned_axis = 0
+  full_shape = partitioned_variable.get_shape()
+  for partition in partitioned_variable:
+    partition_shape = partition.get_shape()
+    differing = [axis for axis in range(len(full_shape))
+                 if partition_shape[axis] != full_shape[axis]]
+    if len(differing) > 1 or (not differing and len(partitioned_variable) > 1):
+      raise ValueError('Number of partitioned axes %s not equal to 1' %
+                       len(differing))
+    if differing:
+      partitioned_axis = differing[0]
+  return partitioned_axis
+
+
+def variable_assign(var, new_value):
+  """Assign op named `<var op name>_assign`."""
+  return tf.compat.v1.assign(var, new_value, name=var.op.name + '_assign')
+
+
+def partitioned_variable_assign(partitioned_var, new_value):
+  """Splits `new_value` like the partitions and assigns each piece."""
+  partitions = list(partitioned_var)
+  axis = 0 if len(partitions) == 1 else determine_partitioned_axis(
+      partitioned_var)
+  sizes = [p.get_shape().as_list()[axis] for p in partitions]
+  pieces = tf.split(new_value, sizes, axis=axis)
+  assigns = [variable_assign(p, piece) for p, piece in zip(partitions, pieces)]
+  return tf.group(*assigns, name=partitioned_var.name + '_group_assign')
+
+
+def _histogram(values, value_range, nbins=100, dtype=tf.int32, name=None):
+  """Counts of `values` in `nbins` equal bins of `value_range` (clipped ends)."""
+  with tf.compat.v1.name_scope(name, 'histogram', [values, value_range]):
+    values = tf.reshape(values, [-1])
+    value_range = tf.cast(value_range, values.dtype)
+    low, high = value_range[0], value_range[1]
+    scaled = (values - low) / (high - low)
+    indices = tf.cast(tf.floor(tf.cast(nbins, values.dtype) * scaled),
+                      tf.int32)
+    indices = tf.clip_by_value(indices, 0, nbins - 1)
+    return tf.math.unsorted_segment_sum(tf.ones_like(indices, dtype=dtype),
+                                        indices, nbins)
+
+
+def compute_cdf_from_histogram(values, value_range, **kwargs):
+  """Normalised CDF of `values` over `nbins` bins of `value_range`.
+
+  |[-1, 0, 1, 1.5, 2, 3, 4, 5, 10, 100]| on [0, 5] with 5 bins gives
+  [0.1, 0.4, 0.5, 0.6, 1.0].
+  """
+  nbins = kwargs.get('nbins', _NBINS)
+  with tf.compat.v1.name_scope(kwargs.get('name'), 'cdf', [values]):
+    histogram = _histogram(values, value_range, nbins=nbins, dtype=tf.float32)
+    cdf = tf.cumsum(histogram)
+    return cdf / cdf[-1]
+
+
+def compute_cdf(values, value_range, **kwargs):
+  """Same CDF without histogram ops: count bin indices <= i for every bin.
+
+  (Upstream looped with tf.while_loop for TPUs; a search in the sorted bin
+  indices gives the identical counts.)
+  """
+  nbins = kwargs.get('nbins', _NBINS)
+  with tf.compat.v1.name_scope(kwargs.get('name'), 'cdf', [values]):
+    values = tf.reshape(values, [-1])
+    value_range = tf.cast(value_range, values.dtype)
+    low, high = value_range[0], value_range[1]
+    indices = tf.cast(
+        tf.floor(tf.cast(nbins, values.dtype) * (values - low) / (high - low)),
+        tf.int32)
+    indices = tf.clip_by_value(indices, 0, nbins - 1)
+    at_or_below = tf.searchsorted(tf.sort(indices), tf.range(nbins),
+                                  side='right')
+    cdf = tf.cast(at_or_below, tf.float32)
+    return cdf / cdf[-1]
+

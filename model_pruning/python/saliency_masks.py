@@ -1,0 +1,218 @@
+"""New (threshold, mask) pairs from weight saliency: element-wise, blocks, N:M.
+
+Pure tensor math used by `Pruning`: no variables are created or read here
+except the previous threshold value handed in for smoothing.
+
+Magnitudes that are not finite get a defined mask: NaN counts as magnitude 0
+(pruned first) and +-Inf as the largest finite magnitude (kept first), so a
+threshold is never NaN.
+"""
+import collections
+
+from absl import logging
+import tensorflow as tf
+
+from model_pruning.python import nm_sparsity
+from model_pruning.python import pruning_utils
+from model_pruning.python import thresholds
+
+ThresholdMethod = collections.namedtuple(
+    'ThresholdMethod', ['name', 'nbins', 'decay', 'seed', 'step'])
+
+
+def _compute_dtype(dtype):
+  return tf.float64 if dtype == tf.float64 else tf.float32
+
+
+def saliency(weights, gradients=None, use_gradient=False):
+  """|W|, or |W| * g for gradient-based pruning, in the compute dtype."""
+  magnitudes = tf.abs(tf.cast(weights, _compute_dtype(weights.dtype)))
+  if not use_gradient:
+    return magnitudes
+  if gradients is None:
+    raise ValueError('gradient tensor cannot be None.')
+  return magnitudes * tf.cast(gradients, magnitudes.dtype)
+
+
+def _finite(values):
+  """Replaces NaN by 0 and Inf by the dtype's max; cheap when all finite."""
+  def clean():
+    no_nan = tf.where(tf.math.is_nan(values), tf.zeros_like(values), values)
+    return tf.minimum(no_nan, values.dtype.max)
+  all_finite = tf.math.is_finite(tf.reduce_sum(values))
+  return tf.cond(all_finite, lambda: tf.identity(values), clean)
+
+
+def _smooth(new_threshold, previous_threshold, decay):
+  """theta' = (1 - d) * theta + d * theta_prev (skipped when d = 0)."""
+  if not decay:
+    return new_threshold
+  previous = tf.cast(previous_threshold, new_threshold.dtype)
+  return (1.0 - decay) * new_threshold + decay * previous
+
+
+def threshold_and_mask(magnitudes, sparsity, previous_threshold, method):
+  """(threshold, float32 mask) for non-negative `magnitudes` of any shape.
+
+  histogram: mask = |w| > theta (bin-quantised); sort: mask = |w| >= theta,
+  theta the k-th largest; exact: exactly k = round(N (1 - s)) survive.
+  """
+  shape = magnitudes.get_shape()
+  values = _finite(tf.reshape(magnitudes, [-1]))
+  size = shape.num_elements()
+  if method.name == 'exact':
+    k = thresholds.keep_count(size, sparsity)
+    threshold, mask = thresholds.exact_k_mask(values, k, method.seed,
+                                              method.step)
+  elif method.name == 'sort':
+    threshold = _smooth(thresholds.sort_threshold(values, sparsity),
+                        previous_threshold, method.decay)
+    mask = values >= threshold
+  else:
+    threshold = _smooth(
+        thresholds.histogram_threshold(values, sparsity, method.nbins),
+        previous_threshold, method.decay)
+    mask = values > threshold
+  return threshold, tf.reshape(tf.cast(mask, tf.float32), shape)
+
+
+def elementwise_mask(magnitudes, sparsity, previous_threshold, method):
+  """Element-wise pruning of one tensor (SPEC 2.4.7)."""
+  return threshold_and_mask(magnitudes, sparsity, previous_threshold, method)
+
+
+def _resolve_block_dims(matrix_shape, block_dims):
+  """-1 means the whole dimension; resolved on a copy (fix Q9)."""
+  return [matrix_shape[i] if block_dims[i] == -1 else block_dims[i]
+          for i in range(2)]
+
+
+def _pooled_scores(weights, gradients, block_dims, pooling, use_tpu):
+  """Pools |W| (and |g|) of a weight that squeezes to 2-D over blocks."""
+  squeezed = [d for d in weights.get_shape().as_list() if d != 1]
+  dims = _resolve_block_dims(squeezed, block_dims)
+  dtype = _compute_dtype(weights.dtype)
+  matrix = tf.abs(tf.reshape(tf.cast(weights, dtype), squeezed))
+  scores = pruning_utils.pool_blocks(matrix, dims, pooling, use_tpu)
+  if gradients is not None:
+    gradient_matrix = tf.abs(tf.reshape(tf.cast(gradients, dtype), squeezed))
+    scores *= pruning_utils.pool_blocks(gradient_matrix, dims, pooling,
+                                        use_tpu)
+  return scores, dims
+
+
+def _expand_block_mask(block_mask_, dims, weight_shape):
+  """Repeats each block's mask value over its block, crops, restores shape."""
+  squeezed = [d for d in weight_shape if d != 1]
+  expanded = pruning_utils.expand_tensor(block_mask_, dims)
+  return tf.reshape(expanded[:squeezed[0], :squeezed[1]], weight_shape)
+
+
+def block_mask(weights, gradients, block_dims, pooling, use_tpu, sparsity,
+               previous_threshold, method):
+  """Block pruning (SPEC 2.4.8): threshold the pooled blocks, expand back.
+
+  Example: a 4x4 weight with 2x2 block averages [[0.1, 0.2], [0.3, 0.4]] at
+  s = 0.5 keeps the two blocks 0.3 and 0.4: rows 2-3 ones, rows 0-1 zeros.
+  """
+  scores, dims = _pooled_scores(weights, gradients, block_dims, pooling,
+                                use_tpu)
+  threshold, pooled_mask = threshold_and_mask(scores, sparsity,
+                                              previous_threshold, method)
+  return threshold, _expand_block_mask(pooled_mask, dims,
+                                       weights.get_shape().as_list())
+
+
+def m_by_n_mask(magnitudes, m_by_n, sparsity, target_sparsity, name,
+                fallback):
+  """N:M mask, reached gradually along the schedule.
+
+  Each group of N consecutive input channels keeps N - z weights, with
+  z = floor((N - M) * r) and r = s(t) / target_sparsity the part of the
+  schedule done (r = 1 when target_sparsity is 0). At the end of the schedule
+  exactly M of every N survive; a constant schedule reaches M:N at once.
+
+  Args:
+    magnitudes: saliency of the weight (|W| or |W| * g).
+    m_by_n: the (M, N) pair.
+    sparsity: scheduled sparsity tensor for this weight.
+    target_sparsity: the schedule's final sparsity (a Python float).
+    name: the weight's name, for the fallback warning.
+    fallback: callable returning (threshold, mask) for unstructured pruning,
+      used when the shape cannot hold N:M groups.
+  """
+  m, n = m_by_n
+  if not nm_sparsity.can_apply_m_by_n(magnitudes.get_shape(), n):
+    logging.warning('%s (shape %s) cannot be pruned %d:%d along its input '
+                    'channels; falling back to unstructured pruning.', name,
+                    magnitudes.get_shape(), m, n)
+    return fallback()
+  if target_sparsity > 0:
+    done = tf.clip_by_value(tf.cast(sparsity, tf.float32) / target_sparsity,
+                            0.0, 1.0)
+  else:
+    done = tf.constant(1.0)
+  zeros = tf.cast(tf.floor(float(n - m) * done + 1e-6), tf.int32)
+
+  def keep(count):
+    if count == n:
+      return lambda: tf.ones_like(magnitudes, dtype=tf.float32)
+    return lambda: tf.cast(
+        nm_sparsity.m_by_n_mask(magnitudes, count, n), tf.float32)
+
+  branches = [keep(n - z) for z in range(n - m + 1)]
+  mask = tf.switch_case(tf.clip_by_value(zeros, 0, n - m), branches)
+  mask.set_shape(magnitudes.get_shape())
+  return tf.zeros([], magnitudes.dtype), mask
+
+
+def joint_masks(weights_list, gradients_list, block_dims, pooling, use_tpu,
+                sparsity, method):
+  """One threshold shared by a group of weights (google-research groups).
+
+  The scores of all members (element-wise, or pooled when block_dims is not
+  [1, 1]) are concatenated and thresholded together, so the group as a whole
+  reaches the sparsity while single members may be sparser or denser.
+
+  Returns:
+    (threshold, [float32 mask per member]).
+  """
+  blocked = list(block_dims) != [1, 1]
+  scores, dims = [], []
+  for weights, gradients in zip(weights_list, gradients_list):
+    if blocked:
+      squeezed = [d for d in weights.get_shape().as_list() if d != 1]
+      if len(squeezed) != 2:
+        raise ValueError('Group block pruning needs weights that squeeze to '
+                         '2-D, got %s for %s' % (weights.get_shape(),
+                                                 weights.name))
+      score, dim = _pooled_scores(weights, gradients, block_dims, pooling,
+                                  use_tpu)
+    else:
+      score, dim = saliency(weights, gradients, gradients is not None), None
+    scores.append(score)
+    dims.append(dim)
+  flat = tf.concat([tf.reshape(s, [-1]) for s in scores], axis=0)
+  threshold, flat_mask = threshold_and_mask(flat, sparsity, 0.0, method)
+  pieces = tf.split(flat_mask, [s.get_shape().num_elements() for s in scores])
+  masks = []
+  for piece, score, dim, weights in zip(pieces, scores, dims, weights_list):
+    piece = tf.reshape(piece, score.get_shape())
+    if blocked:
+      piece = _expand_block_mask(piece, dim, weights.get_shape().as_list())
+    masks.append(piece)
+  return threshold, masks
+
+
+def decayed_gradient(weight, old_weight, old_old_weight, gradient, rate):
+  """g <- r g + (1 - r) l2_normalize(|movement|) (google-research 2.4.13).
+
+  First order: movement = W - W_old; second order: W + W_oldold - 2 W_old.
+  The normalisation runs over all elements.
+  """
+  if old_old_weight is None:
+    movement = weight - old_weight
+  else:
+    movement = weight + old_old_weight - 2.0 * old_weight
+  delta = tf.math.l2_normalize(tf.abs(movement))
+  return rate * gradient + (1.0 - rate) * delta
