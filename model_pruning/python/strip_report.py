@@ -30,7 +30,7 @@ def zero_fraction(values):
   values = np.asarray(values)
   if values.size == 0:
     return 0.0
-  return 1.0 - np.count_nonzero(values) / values.size
+  return 1.0 - float(np.count_nonzero(values)) / values.size
 
 
 def _as_spec(hparams_dict):

@@ -1,0 +1,377 @@
+"""Tests for strip_pruning_vars_lib and strip_report (SPEC 2.10, 4.5, Q25, Q26).
+
+The model tests follow upstream's strip test: build a masked model, train and
+prune it for 20 steps, save, freeze with `graph_def_from_checkpoint`, strip,
+and check that no mask/threshold node is left and the outputs are exactly
+equal.
+"""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model_pruning.python import graph_keys
+from model_pruning.python import pruning
+from model_pruning.python import strip_pruning_vars_lib as lib
+from model_pruning.python import strip_report
+from model_pruning.python.layers import layers
+from model_pruning.python.layers import rnn_cells
+from tests import reference_strip
+
+# SPEC 4.5's hparams: one update per step from step 1 to 10.
+_HPARAMS = ('pruning_frequency=1,begin_pruning_step=1,end_pruning_step=10,'
+            'nbins=2048,threshold_decay=0.0')
+_STEPS = 20
+_SPARSITY = 0.5
+
+
+def _conv_apply_mask():
+  """Five 3x3 convs on masked kernels (apply_mask + tf.nn), 4 -> 39 chans."""
+  net, depth = tf.ones([8, 7, 9, 4]), 4
+  for ix in range(5):
+    with tf.compat.v1.variable_scope('conv_model/layer%d' % ix):
+      out = 4 + 7 * (ix + 1)
+      kernel = tf.compat.v1.get_variable('weights', [3, 3, depth, out])
+      net = tf.nn.conv2d(net, pruning.apply_mask(kernel, scope=''),
+                         strides=1, padding='SAME')
+      depth = out
+  return net, 5
+
+
+def _fc_apply_mask():
+  """Three relu layers on masked kernels (apply_mask + tf.nn)."""
+  net, width = tf.ones([8, 4]), 4
+  for ix in range(3):
+    with tf.compat.v1.variable_scope('fc_model/layer%d' % ix):
+      out = 4 + 7 * (ix + 1)
+      kernel = tf.compat.v1.get_variable('weights', [width, out])
+      bias = tf.compat.v1.get_variable(
+          'biases', [out], initializer=tf.compat.v1.constant_initializer(0.1))
+      net = tf.compat.v1.nn.relu_layer(
+          net, pruning.apply_mask(kernel, scope=''), bias)
+      width = out
+  return net, 3
+
+
+def _conv_layers():
+  """Upstream's contrib model: five masked_conv2d layers."""
+  net = tf.ones([8, 7, 9, 4])
+  with tf.compat.v1.variable_scope('conv_model'):
+    for ix in range(5):
+      net = layers.masked_conv2d(net, 4 + 7 * (ix + 1), 3)
+  return net, 5
+
+
+def _fc_layers():
+  """Upstream's contrib model: three masked_fully_connected layers."""
+  net = tf.ones([8, 4])
+  with tf.compat.v1.variable_scope('fc_model'):
+    for ix in range(3):
+      net = layers.masked_fully_connected(net, 4 + 7 * (ix + 1))
+  return net, 3
+
+
+def _lstm():
+  """Two MaskedBasicLSTMCells in a MultiRNNCell, one static_rnn step."""
+  cells = [rnn_cells.MaskedBasicLSTMCell(10, forget_bias=0.0,
+                                         state_is_tuple=True, reuse=False)
+           for _ in range(2)]
+  stacked = rnn_cells.MultiRNNCell(cells)
+  inputs = tf.compat.v1.get_variable('inputs', [8, 10])
+  outputs, _ = tf.compat.v1.nn.static_rnn(
+      stacked, [inputs], initial_state=stacked.zero_state(8, tf.float32))
+  return outputs[0], 2
+
+
+def _count_nodes(graph_def, suffix):
+  return sum(1 for node in graph_def.node if node.name.endswith(suffix))
+
+
+def _run_graph_def(graph_def, tensor_name):
+  with tf.Graph().as_default() as graph:
+    tf.compat.v1.import_graph_def(graph_def, name='final')
+    with tf.compat.v1.Session(graph=graph) as sess:
+      return sess.run('final/' + tensor_name)
+
+
+def _const_values(graph_def):
+  return {node.name: tf.make_ndarray(node.attr['value'].tensor)
+          for node in graph_def.node if node.op == 'Const'}
+
+
+def _train_prune_and_save(model_fn, checkpoint_dir):
+  """Builds, trains and prunes for 20 steps, saves; returns run results."""
+  global_step = tf.compat.v1.train.get_or_create_global_step()
+  net, num_masked = model_fn()
+  output = tf.identity(net, name='output')
+  train_op = tf.compat.v1.train.GradientDescentOptimizer(0.01).minimize(
+      tf.reduce_mean(tf.square(output)), global_step=global_step)
+  sparsity = tf.compat.v1.Variable(_SPARSITY, name='sparsity')
+  spec = pruning.get_pruning_hparams().parse(_HPARAMS)
+  mask_update_op = pruning.Pruning(
+      spec, global_step=global_step,
+      sparsity=sparsity).conditional_mask_update_op()
+  with tf.compat.v1.Session() as sess:
+    sess.run(tf.compat.v1.global_variables_initializer())
+    for _ in range(_STEPS):
+      sess.run(train_op)
+      sess.run(mask_update_op)
+    masks = sess.run(tf.compat.v1.get_collection(graph_keys.MASK_COLLECTION))
+    kernels = sess.run(
+        tf.compat.v1.get_collection(graph_keys.WEIGHT_COLLECTION))
+    reference = sess.run(output)
+    tf.compat.v1.train.Saver().save(sess, str(checkpoint_dir / 'model.ckpt'),
+                                    global_step=global_step)
+  names = [t.op.name for t in
+           tf.compat.v1.get_collection(graph_keys.MASKED_WEIGHT_COLLECTION)]
+  return num_masked, reference, dict(zip(names, zip(masks, kernels)))
+
+
+_MODELS = [
+    pytest.param(_conv_apply_mask, id='conv_apply_mask'),
+    pytest.param(_fc_apply_mask, id='fc_apply_mask'),
+    pytest.param(_conv_layers, id='conv_masked_conv2d'),
+    pytest.param(_fc_layers, id='fc_masked_fully_connected'),
+    pytest.param(_lstm, id='lstm_masked_basic_lstm_cells'),
+]
+
+
+@pytest.mark.parametrize('model_fn', _MODELS)
+def test_pruned_model_strips_to_identical_outputs(model_fn, tmp_path):
+  with tf.Graph().as_default() as graph:
+    num_masked, reference, pruned = _train_prune_and_save(model_fn, tmp_path)
+    ops_before = len(graph.get_operations())
+    frozen = lib.graph_def_from_checkpoint(str(tmp_path), ['output'])
+    # Q26: the caller's default graph is left alone.
+    assert len(graph.get_operations()) == ops_before
+  stripped = lib.strip_pruning_vars_fn(frozen, ['output'])
+
+  assert _count_nodes(frozen, 'mask') == num_masked
+  assert _count_nodes(stripped, 'mask') == 0
+  assert _count_nodes(stripped, 'threshold') == 0
+  np.testing.assert_array_equal(_run_graph_def(stripped, 'output:0'),
+                                reference)
+  folded = _const_values(stripped)
+  assert len(pruned) == num_masked
+  for name, (mask, kernel) in pruned.items():
+    assert reference_strip.zero_fraction(mask) >= 0.4, name
+    np.testing.assert_array_equal(folded[name] == 0, mask * kernel == 0)
+    np.testing.assert_array_equal(folded[name], mask * kernel)
+
+
+def _masked_variable(name, shape, mask_value):
+  """A weight, its mask set to `mask_value`, and their product (manual)."""
+  with tf.compat.v1.variable_scope(name):
+    weight = tf.compat.v1.get_variable(
+        'weights', shape,
+        initializer=tf.compat.v1.random_uniform_initializer(1.0, 2.0))
+    mask = tf.compat.v1.get_variable(
+        'mask', initializer=tf.constant(mask_value, tf.float32),
+        trainable=False)
+    return tf.multiply(mask, weight, name=graph_keys.MASKED_WEIGHT_NAME)
+
+
+def _save(checkpoint_dir, global_step_value=0):
+  with tf.compat.v1.Session() as sess:
+    sess.run(tf.compat.v1.global_variables_initializer())
+    step = tf.compat.v1.train.get_global_step()
+    if step is not None:
+      sess.run(step.assign(global_step_value))
+    reference = sess.run('output:0')
+    prefix = tf.compat.v1.train.Saver().save(
+        sess, str(checkpoint_dir / 'model.ckpt'), global_step=step)
+  return reference, prefix
+
+
+def test_cond_graph_keeps_function_library(tmp_path):
+  """cond_v2 puts its branches in the GraphDef's library (Q25)."""
+  with tf.Graph().as_default():
+    x = tf.ones([2, 4])
+    masked = _masked_variable('fc', [4, 3], [[1.0, 0.0, 1.0]] * 4)
+    tf.identity(tf.compat.v1.cond(tf.reduce_sum(x) > 0.0,
+                                  lambda: tf.matmul(x, masked),
+                                  lambda: tf.zeros([2, 3])), name='output')
+    reference, _ = _save(tmp_path)
+  frozen = lib.graph_def_from_checkpoint(str(tmp_path), ['output'])
+  stripped = lib.strip_pruning_vars_fn(frozen, ['output'])
+
+  assert len(stripped.library.function) == len(frozen.library.function) > 0
+  assert stripped.versions == frozen.versions
+  assert _count_nodes(stripped, 'mask') == 0
+  np.testing.assert_array_equal(_run_graph_def(stripped, 'output:0'),
+                                reference)
+  np.testing.assert_array_equal(reference[:, 1], 0.0)
+
+
+def test_only_mul_nodes_named_masked_weight_are_folded(tmp_path):
+  with tf.Graph().as_default():
+    first = _masked_variable('a', [3], [1.0, 0.0, 1.0])
+    with tf.compat.v1.name_scope('a/'):
+      second = tf.multiply(first, 2.0, name=graph_keys.MASKED_WEIGHT_NAME)
+    assert second.op.name == 'a/weights/masked_weight_1'
+    decoy_identity = tf.identity(first * 3.0, name='b/masked_weight')
+    decoy_mul = tf.multiply(first, 4.0, name='c/masked_weight_norm')
+    tf.identity(second + decoy_identity + decoy_mul, name='output')
+    reference, _ = _save(tmp_path)
+  frozen = lib.graph_def_from_checkpoint(str(tmp_path), 'output')
+  stripped = lib.strip_pruning_vars_fn(frozen, ['output'])
+
+  ops = {node.name: node.op for node in stripped.node}
+  assert ops['a/weights/masked_weight_1'] == 'Const'
+  assert ops['b/masked_weight'] == 'Identity'
+  assert ops['c/masked_weight_norm'] == 'Mul'
+  np.testing.assert_array_equal(_run_graph_def(stripped, 'output:0'),
+                                reference)
+
+
+def _single_layer_checkpoint(checkpoint_dir, hparams_json=None, step=0):
+  """A one-weight model; optionally stores hparams JSON like `Pruning`."""
+  with tf.Graph().as_default():
+    tf.compat.v1.train.get_or_create_global_step()
+    masked = _masked_variable('fc', [4, 3], [[1.0, 0.0, 1.0]] * 4)
+    tf.identity(tf.matmul(tf.ones([2, 4]), masked), name='output')
+    if hparams_json is not None:
+      node = tf.constant(hparams_json, name='model_pruning/hparams_json')
+      tf.compat.v1.add_to_collection(lib.PRUNING_HPARAMS_COLLECTION, node)
+    return _save(checkpoint_dir, global_step_value=step)
+
+
+def test_directory_and_checkpoint_path_give_the_same_graph(tmp_path):
+  _, prefix = _single_layer_checkpoint(tmp_path)
+  from_dir = lib.graph_def_from_checkpoint(str(tmp_path), ['output'])
+  from_path = lib.graph_def_from_checkpoint(prefix, ['output:0'])
+  assert from_dir == from_path
+
+
+@pytest.mark.parametrize('step,expected_target', [
+    pytest.param(0, reference_strip.scheduled_sparsity(0, target=0.8),
+                 id='start'),
+    pytest.param(30, reference_strip.scheduled_sparsity(30, target=0.8),
+                 id='mid'),
+    pytest.param(500, 0.8, id='done'),
+])
+def test_read_pruning_state_recovers_step_and_schedule(
+    tmp_path, step, expected_target):
+  _single_layer_checkpoint(tmp_path, json.dumps({'target_sparsity': 0.8}),
+                           step=step)
+  state = lib.read_pruning_state(str(tmp_path))
+
+  assert state.global_step == step
+  assert state.hparams == [{'target_sparsity': 0.8}]
+  target = strip_report.target_sparsity(state.global_step, state.hparams,
+                                        'fc/weights')
+  assert target == pytest.approx(expected_target, abs=1e-12)
+
+
+def test_read_pruning_state_without_hparams(tmp_path):
+  _single_layer_checkpoint(tmp_path, step=7)
+  assert lib.read_pruning_state(str(tmp_path)) == lib.PruningState(7, [])
+
+
+@pytest.mark.parametrize('output_node_names,message', [
+    pytest.param(['outptu'], r"'outptu' is not in the graph; closest: output",
+                 id='typo'),
+    pytest.param([], 'at least 1 output node', id='empty'),
+])
+def test_bad_output_nodes_raise(tmp_path, output_node_names, message):
+  _single_layer_checkpoint(tmp_path)
+  with pytest.raises(ValueError, match=message):
+    lib.graph_def_from_checkpoint(str(tmp_path), output_node_names)
+
+
+@pytest.mark.parametrize('relative,message', [
+    pytest.param('', 'Could not find a checkpoint at', id='empty_dir'),
+    pytest.param('model.ckpt-9', 'Could not find a checkpoint at',
+                 id='missing_prefix'),
+])
+def test_missing_checkpoint_raises(tmp_path, relative, message):
+  with pytest.raises(ValueError, match=message):
+    lib.graph_def_from_checkpoint(str(tmp_path / relative), ['output'])
+
+
+def test_corrupt_meta_graph_raises(tmp_path):
+  _, prefix = _single_layer_checkpoint(tmp_path)
+  with open(prefix + '.meta', 'wb') as f:
+    f.write(b'\x00not a meta graph\xff' * 4)
+  with pytest.raises(ValueError, match='meta graph'):
+    lib.graph_def_from_checkpoint(prefix, ['output'])
+
+
+# ---- strip_report: pure helpers -------------------------------------------
+
+_Folded = lib.FoldedWeight
+
+
+@pytest.mark.parametrize('step', [0, 10, 50, 99, 100, 1000], ids=str)
+def test_target_sparsity_defaults_match_oracle(step):
+  target = strip_report.target_sparsity(step, [{}], 'fc/weights')
+  assert target == pytest.approx(reference_strip.scheduled_sparsity(step),
+                                 abs=1e-12)
+
+
+def test_target_sparsity_uses_weight_map_and_do_not_prune():
+  hparams = [{'weight_sparsity_map': ['conv1/weights:0.9'],
+              'do_not_prune': ['fc_final'],
+              'sparsity_function_begin_step': 10,
+              'sparsity_function_end_step': 110}]
+  step = 60
+  mapped = reference_strip.scheduled_sparsity(step, 10, 110, target=0.9)
+  default = reference_strip.scheduled_sparsity(step, 10, 110)
+  assert strip_report.target_sparsity(step, hparams, 'conv1/weights') == (
+      pytest.approx(mapped))
+  assert strip_report.target_sparsity(step, hparams, 'conv2/weights') == (
+      pytest.approx(default))
+  assert strip_report.target_sparsity(step, hparams, 'fc_final/weights') == 0
+
+
+@pytest.mark.parametrize('step,hparams', [
+    pytest.param(None, [{}], id='no_step'),
+    pytest.param(50, [], id='no_hparams'),
+    pytest.param(50, [{'target_sparsity': 0.5}, {'target_sparsity': 0.7}],
+                 id='specs_disagree'),
+])
+def test_target_sparsity_unknown(step, hparams):
+  assert strip_report.target_sparsity(step, hparams, 'w') is None
+
+
+def _report(mask, step=200, hparams=({},)):
+  weight = np.arange(1, 1 + mask.size, dtype=mask.dtype).reshape(mask.shape)
+  folded = _Folded('l/weights/masked_weight', 'l/weights', weight * mask, mask)
+  return strip_report.weight_reports([folded], step, list(hparams))
+
+
+def test_weight_report_row():
+  mask = np.array([[1.0, 0.0], [0.0, 0.0]], np.float32)
+  (report,) = _report(mask)
+  assert report.shape == (2, 2)
+  assert report.zero_fraction == reference_strip.zero_fraction(mask)
+  assert report.target_sparsity == pytest.approx(0.5)
+  assert report.mask_all_ones is False
+  assert report.dense_bytes == mask.nbytes
+  table = strip_report.format_table([report], step=200)
+  assert 'l/weights/masked_weight  2x2    0.7500  0.5000' in table
+  assert 'global step 200' in table
+
+
+@pytest.mark.parametrize('mask,step,hparams,warns', [
+    pytest.param(np.ones([3, 3]), 200, [{}], True, id='never_pruned'),
+    pytest.param(np.ones([3, 3]), 0, [{}], False, id='target_zero_yet'),
+    pytest.param(np.ones([3, 3]), 200, [], False, id='no_schedule'),
+    pytest.param(np.eye(3), 200, [{}], False, id='pruned'),
+])
+def test_unpruned_warning(mask, step, hparams, warns):
+  warning = strip_report.unpruned_warning(_report(mask, step, hparams), step)
+  assert (warning is not None) == warns
+  if warns:
+    assert 'global step 200' in warning and 'update op' in warning
+
+
+def test_size_summary_gzip_shrinks_zeros():
+  data = np.zeros(4096, np.float32).tobytes() + b'header'
+  mask = np.zeros([8, 8], np.float32)
+  sizes = strip_report.size_summary(data, _report(mask))
+  assert sizes.raw == len(data)
+  assert 0 < sizes.gzip < len(data) // 10
+  assert sizes.dense_weights == mask.nbytes
+  assert '%d bytes raw' % len(data) in strip_report.format_sizes(sizes)
