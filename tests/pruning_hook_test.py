@@ -1,0 +1,245 @@
+"""Tests for PruningHook, ModelPruningHook and ModelPruningListener."""
+import logging
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model_pruning.python import pruning
+from model_pruning.python import pruning_hook
+from tests import reference_training as ref
+
+_SIZE = 100
+_SCHEDULE = dict(initial=0.0, target=0.9, begin_step=0, end_step=10,
+                 exponent=1.0)
+
+
+class _MockPrunedObject:
+  """Records the global steps at which `run_update_step` is called."""
+
+  def __init__(self):
+    self.logged_steps = []
+
+  def run_update_step(self, session, global_step):
+    del session  # Unused.
+    self.logged_steps.append(int(global_step))
+
+
+def _pruned_weight(frequency):
+  """Masks a 1..100 weight; Pruning with the sort method and _SCHEDULE."""
+  global_step = tf.compat.v1.train.get_or_create_global_step()
+  weight = tf.compat.v1.get_variable(
+      'weight', initializer=np.linspace(1.0, 100.0, _SIZE, dtype=np.float32))
+  pruning.apply_mask(weight)
+  spec = dict(name='hook_pruning', threshold_method='sort',
+              threshold_decay=0.0, pruning_frequency=frequency,
+              begin_pruning_step=0, end_pruning_step=-1,
+              initial_sparsity=_SCHEDULE['initial'],
+              target_sparsity=_SCHEDULE['target'],
+              sparsity_function_begin_step=_SCHEDULE['begin_step'],
+              sparsity_function_end_step=_SCHEDULE['end_step'],
+              sparsity_function_exponent=_SCHEDULE['exponent'])
+  increment = tf.compat.v1.assign_add(global_step, 1)
+  return pruning.Pruning(spec, global_step=global_step), increment
+
+
+def _expected_counts(steps_run, update_steps):
+  return ref.kept_counts_after_each_step(
+      steps_run, update_steps, _SIZE,
+      lambda step: ref.scheduled_sparsity(step, **_SCHEDULE))
+
+
+def _kept_counts(hooks, train_op, num_runs):
+  """Runs `train_op` in a MonitoredSession; mask non-zeros after each run."""
+  mask = pruning.get_masks()[0]
+  counts = []
+  with tf.compat.v1.train.MonitoredSession(hooks=hooks) as sess:
+    for _ in range(num_runs):
+      sess.run(train_op)
+      counts.append(int(sess.run_step_fn(
+          lambda step_context: np.count_nonzero(
+              step_context.session.run(mask)))))
+  return counts
+
+
+def _warnings(caplog):
+  return [record for record in caplog.records
+          if record.levelno == logging.WARNING and
+          'global step stayed' in record.getMessage()]
+
+
+@pytest.mark.parametrize('prebuilt', [False, True], ids=['pruning_obj', 'op'])
+def test_pruning_hook_updates_masks_at_due_steps(prebuilt):
+  with tf.Graph().as_default():
+    p, increment = _pruned_weight(frequency=3)
+    hook = (pruning_hook.PruningHook(
+        mask_update_op=p.conditional_mask_update_op()) if prebuilt else
+            pruning_hook.PruningHook(pruning_obj=p))
+    counts = _kept_counts([hook], increment, num_runs=12)
+  steps_run = list(range(1, 13))  # The hook runs after each increment.
+  updates = ref.conditional_update_steps(steps_run, begin=0, end=-1,
+                                         frequency=3)
+  assert updates == [3, 6, 9, 12]
+  assert counts == _expected_counts(steps_run, updates)
+
+
+def test_pruning_hook_inside_monitored_training_session(tmp_path):
+  with tf.Graph().as_default():
+    p, increment = _pruned_weight(frequency=1)
+    hooks = [pruning_hook.PruningHook(pruning_obj=p),
+             tf.compat.v1.train.StopAtStepHook(last_step=_SCHEDULE['end_step'])]
+    with tf.compat.v1.train.MonitoredTrainingSession(
+        checkpoint_dir=str(tmp_path), hooks=hooks,
+        save_summaries_steps=None, save_checkpoint_secs=None,
+        save_checkpoint_steps=1000) as sess:
+      while not sess.should_stop():
+        sess.run(increment)
+    mask_name = pruning.get_masks()[0].op.name
+  mask = tf.train.load_checkpoint(str(tmp_path)).get_tensor(mask_name)
+  assert np.count_nonzero(mask) == ref.sort_kept_count(_SIZE,
+                                                       _SCHEDULE['target'])
+
+
+@pytest.mark.parametrize('kwargs', [{}, {'pruning_obj': object(),
+                                         'mask_update_op': object()}],
+                         ids=['neither', 'both'])
+def test_pruning_hook_needs_exactly_one_source(kwargs):
+  with pytest.raises(ValueError, match='exactly one of pruning_obj'):
+    pruning_hook.PruningHook(**kwargs)
+
+
+@pytest.mark.parametrize('advances', [True, False], ids=['advancing', 'stuck'])
+def test_pruning_hook_warns_once_when_step_stands_still(caplog, advances):
+  with tf.Graph().as_default():
+    p, increment = _pruned_weight(frequency=1)
+    train_op = increment if advances else tf.no_op()
+    with caplog.at_level(logging.WARNING):
+      _kept_counts([pruning_hook.PruningHook(pruning_obj=p)], train_op,
+                   num_runs=5)
+  assert len(_warnings(caplog)) == (0 if advances else 1)
+
+
+def _mock_hook_graph():
+  """Global step, a dummy train op and an increment op (SPEC 4.7)."""
+  global_step = tf.compat.v1.train.get_or_create_global_step()
+  train_op = tf.constant(1.0)
+  increment = tf.compat.v1.assign_add(global_step, 1)
+  return train_op, increment
+
+
+def test_prune_after_session_creation():
+  with tf.Graph().as_default():
+    tf.compat.v1.train.get_or_create_global_step()
+    pruned = _MockPrunedObject()
+    hook = pruning_hook.ModelPruningHook(
+        every_steps=10,
+        listeners=[pruning_hook.ModelPruningListener(pruned)])
+    with tf.compat.v1.train.MonitoredSession(hooks=[hook]):
+      assert pruned.logged_steps == [0]
+
+
+def test_prune_every_n_steps():
+  with tf.Graph().as_default():
+    train_op, increment = _mock_hook_graph()
+    pruned = _MockPrunedObject()
+    hook = pruning_hook.ModelPruningHook(
+        every_steps=10,
+        listeners=[pruning_hook.ModelPruningListener(pruned)])
+    with tf.compat.v1.train.MonitoredSession(
+        tf.compat.v1.train.ChiefSessionCreator(), hooks=[hook]) as sess:
+      sess.run(train_op)
+      sess.run(increment)
+      assert pruned.logged_steps == [0]
+      for _ in range(9):
+        sess.run(train_op)
+        sess.run(increment)
+      assert pruned.logged_steps == [0, 10]
+      for _ in range(9):
+        sess.run(train_op)
+        sess.run(increment)
+      assert pruned.logged_steps == [0, 10]
+    # end(): step 19 was not covered by a trigger, so the listeners run once more.
+    assert pruned.logged_steps == [0, 10, 19]
+
+
+def test_model_pruning_hook_default_listeners():
+  with tf.Graph().as_default():
+    _, increment = _mock_hook_graph()
+    hook = pruning_hook.ModelPruningHook(every_steps=2)
+    with tf.compat.v1.train.MonitoredSession(hooks=[hook]) as sess:
+      steps = [int(sess.run(increment)) for _ in range(5)]
+  # listeners=None means none (upstream crashed in begin()); training runs.
+  assert steps == [1, 2, 3, 4, 5]
+
+
+class _StopAtListener(tf.compat.v1.train.CheckpointSaverListener):
+  """Asks to stop after the update at `stop_step`."""
+
+  def __init__(self, stop_step):
+    self._stop_step = stop_step
+
+  def after_save(self, session, global_step_value):
+    return global_step_value >= self._stop_step
+
+
+def test_model_pruning_hook_stops_when_a_listener_asks():
+  with tf.Graph().as_default():
+    _, increment = _mock_hook_graph()
+    hook = pruning_hook.ModelPruningHook(
+        every_steps=2, listeners=[_StopAtListener(stop_step=4)])
+    with tf.compat.v1.train.MonitoredSession(hooks=[hook]) as sess:
+      runs = 0
+      while not sess.should_stop():
+        sess.run(increment)
+        runs += 1
+  assert runs == 4
+
+
+def test_model_pruning_listener_runs_conditional_update_of_plain_pruning():
+  with tf.Graph().as_default():
+    p, increment = _pruned_weight(frequency=1)
+    hook = pruning_hook.ModelPruningHook(
+        every_steps=4, listeners=[pruning_hook.ModelPruningListener(p)])
+    counts = _kept_counts([hook], increment, num_runs=10)
+  # Listener calls at 0 (after session creation; not yet due), 4 and 8.
+  steps_run = list(range(1, 11))
+  assert counts == _expected_counts(steps_run, update_steps=[4, 8])
+
+
+class _OpBuildingPrunedObject(_MockPrunedObject):
+  """A compression-style object that adds ops while updating."""
+
+  def run_update_step(self, session, global_step):
+    session.run(tf.constant(0.0))
+    super().run_update_step(session, global_step)
+
+
+def test_model_pruning_listener_unfinalizes_only_when_needed(caplog):
+  with tf.Graph().as_default() as graph:
+    tf.compat.v1.train.get_or_create_global_step()
+    pruned = _OpBuildingPrunedObject()
+    hook = pruning_hook.ModelPruningHook(
+        every_steps=10,
+        listeners=[pruning_hook.ModelPruningListener(pruned)])
+    with caplog.at_level(logging.WARNING):
+      with tf.compat.v1.train.MonitoredSession(hooks=[hook]):
+        assert graph.finalized
+  assert pruned.logged_steps == [0]
+  assert any('adds ops to the graph' in record.getMessage()
+             for record in caplog.records)
+
+
+@pytest.mark.parametrize('advances', [True, False], ids=['advancing', 'stuck'])
+def test_model_pruning_hook_warns_once_when_step_stands_still(caplog,
+                                                              advances):
+  with tf.Graph().as_default():
+    train_op, increment = _mock_hook_graph()
+    pruned = _MockPrunedObject()
+    hook = pruning_hook.ModelPruningHook(
+        every_steps=2, listeners=[pruning_hook.ModelPruningListener(pruned)])
+    with caplog.at_level(logging.WARNING):
+      with tf.compat.v1.train.MonitoredSession(hooks=[hook]) as sess:
+        for _ in range(6):
+          sess.run(increment if advances else train_op)
+  assert len(_warnings(caplog)) == (0 if advances else 1)
+  assert pruned.logged_steps == ([0, 2, 4, 6] if advances else [0])
