@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+from absl import flags
+from absl.testing import flagsaver
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -273,44 +275,85 @@ def test_readers_return_records_with_input_axis(tmp_path, tflite_path):
       -1}
 
 
-# --- command line (subprocesses) ---------------------------------------------
+# --- command line: main() in-process, the entry point as a subprocess --------
 
 
-def test_cli_passing_pattern_exits_0_and_writes_json(tmp_path):
+def _run_main(*args):
+  """Parses flags like the binary and calls main(); returns its exit code."""
+  argv = ['check_sparsity'] + list(args)
+  with flagsaver.flagsaver():
+    remaining = flags.FLAGS(argv)
+    return check_sparsity.main(remaining)
+
+
+def test_main_passing_pattern_exits_0_and_writes_json(tmp_path, capsys):
   _save_checkpoint(tmp_path)
-  result = _run_cli(str(tmp_path), '--m_by_n=2:4', '--json=%s' % (
-      tmp_path / 'r.json'))
-  assert result.returncode == 0, result.stderr
-  assert 'every group passes' in result.stdout
+  code = _run_main(str(tmp_path), '--m_by_n=2:4',
+                   '--json=%s' % (tmp_path / 'r.json'))
+  assert code == 0, capsys.readouterr().err
+  assert 'every group passes' in capsys.readouterr().out
   report = json.loads((tmp_path / 'r.json').read_text())
   assert report['ok'] and len(report['weights']) == 4
 
 
-def test_cli_failing_pattern_exits_1_with_group_count(tmp_path):
+def test_main_failing_pattern_exits_1_with_group_count(tmp_path, capsys):
   _save_checkpoint(tmp_path, broken=True)
-  result = _run_cli('--input=%s' % tmp_path, '--m_by_n=2,4',
-                    '--name_regex=^fc/weights$')
-  assert result.returncode == 1, result.stderr
-  assert 'fc/weights' in result.stdout
-  assert '2:4 FAIL: 1 of 18 groups' in result.stdout
-  assert '1 weights fail (1 groups)' in result.stdout
+  code = _run_main('--input=%s' % tmp_path, '--m_by_n=2,4',
+                   '--name_regex=^fc/weights$')
+  out = capsys.readouterr().out
+  assert code == 1
+  assert '2:4 FAIL: 1 of 18 groups' in out
+  assert '1 weights fail (1 groups)' in out
 
 
 @pytest.mark.parametrize('args,message', [
     (('{tmp}/missing.tflite',), 'no such file'),
     (('{tmp}', '--m_by_n=3:2'), "got '3:2'"),
-    (('{tmp}', '--min_rank=-1'), 'min_rank'),
-    ((), 'exactly one input')],
-    ids=['missing_file', 'bad_m_by_n', 'bad_flag', 'no_input'])
-def test_cli_bad_input_exits_2_with_one_line(tmp_path, args, message):
-  result = _run_cli(*[a.format(tmp=tmp_path) for a in args])
+    (('{tmp}', '--block=4'), "block must look like 'HxW'"),
+    (('{tmp}', '--json={tmp}/no/such/dir/r.json'), 'No such file'),
+    ((), 'exactly one input'),
+    (('a', 'b'), 'exactly one input')],
+    ids=['missing_file', 'bad_m_by_n', 'bad_block', 'bad_json_path',
+         'no_input', 'two_inputs'])
+def test_main_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
+  _save_checkpoint(tmp_path)
+  args = [a.format(tmp=tmp_path) for a in args]
+  if any(a.startswith('--block') for a in args):
+    args.append('--plot=%s' % (tmp_path / 'pics'))
+  assert _run_main(*args) == 2
+  err = capsys.readouterr().err
+  assert err.startswith('check_sparsity: error:') and message in err
+  assert err.count('\n') == 1
+
+
+def test_main_plot_writes_pngs(tmp_path, capsys):
+  _save_checkpoint(tmp_path / 'ckpt')
+  assert _run_main(str(tmp_path / 'ckpt'), '--plot=%s' % (tmp_path / 'pics'),
+                   '--m_by_n=2:4', '--min_rank=3') == 0
+  assert 'wrote 3 pictures' in capsys.readouterr().out
+  pictures = sorted(os.listdir(tmp_path / 'pics'))
+  assert pictures == ['000_conv1_weights.png', '001_conv1_mask.png',
+                      check_sparsity.BAR_CHART_NAME]
+
+
+@pytest.mark.slow  # a fresh interpreter imports TensorFlow
+def test_cli_python_m_failing_pattern_exits_1(tmp_path):
+  _save_checkpoint(tmp_path, broken=True)
+  result = _run_cli(str(tmp_path), '--m_by_n=2:4')
+  assert result.returncode == 1, result.stderr
+  assert 'fc/weights' in result.stdout and 'FAIL: 1 of 18' in result.stdout
+
+
+@pytest.mark.slow  # a fresh interpreter imports TensorFlow
+def test_cli_bad_flag_exits_2_with_one_line(tmp_path):
+  result = _run_cli(str(tmp_path), '--min_rank=-1')
   assert result.returncode == 2
-  error_lines = [l for l in result.stderr.splitlines()
-                 if l.startswith('check_sparsity: error:')]
-  assert len(error_lines) == 1 and message in error_lines[0]
-  assert 'Traceback' not in result.stderr
+  errors = [l for l in result.stderr.splitlines() if 'error' in l.lower()]
+  assert len(errors) == 1 and errors[0].startswith('check_sparsity: error:')
+  assert 'min_rank' in errors[0] and 'Traceback' not in result.stderr
 
 
+@pytest.mark.slow  # a fresh interpreter imports TensorFlow
 def test_cli_plot_without_matplotlib_says_how_to_install(tmp_path):
   _save_checkpoint(tmp_path)
   result = _run_cli(str(tmp_path), '--plot=%s' % (tmp_path / 'pics'),
@@ -319,13 +362,3 @@ def test_cli_plot_without_matplotlib_says_how_to_install(tmp_path):
   assert "pip install 'model_pruning[plot]'" in result.stderr
   assert 'Traceback' not in result.stderr
   assert not (tmp_path / 'pics').exists()
-
-
-def test_cli_plot_writes_pngs(tmp_path):
-  _save_checkpoint(tmp_path / 'ckpt')
-  result = _run_cli(str(tmp_path / 'ckpt'), '--plot=%s' % (tmp_path / 'pics'),
-                    '--m_by_n=2:4', '--min_rank=3')
-  assert result.returncode == 0, result.stderr
-  pictures = sorted(os.listdir(tmp_path / 'pics'))
-  assert pictures == ['000_conv1_weights.png', '001_conv1_mask.png',
-                      check_sparsity.BAR_CHART_NAME]
