@@ -3,6 +3,7 @@
 Everything below the variable factories is math: tensors in, tensors out, no
 variables, no collections, no global step (SPEC 2.5).
 """
+import numpy as np
 import tensorflow as tf
 
 from model_pruning.python import graph_keys
@@ -114,19 +115,51 @@ def factorized_pool(input_tensor, window_shape, pooling_type, strides,
 
 
 def pool_blocks(matrix, block_dims, pooling_type, use_factorized=False):
-  """Pools a rank-2 matrix over non-overlapping blocks (window = stride).
+  """Pools a rank-2 matrix over non-overlapping blocks anchored at [0, 0].
 
-  SAME padding: edge blocks average over their real cells only, so a 3x3
-  matrix with 2x2 blocks gives a 2x2 result.
+  Edge blocks are padded at the end and average over their real cells only,
+  so a 3x3 matrix [[1,2,3],[4,5,6],[7,8,9]] with 2x2 blocks gives
+  [[3, 4.5], [7.5, 9]]. Unlike tf.nn.pool with SAME padding (upstream), which
+  pads on both sides, the blocks line up with `expand_tensor`, so block k of
+  the pooled matrix is exactly the cells its mask value is expanded to.
+
+  Args:
+    matrix: rank-2 tensor with a static shape.
+    block_dims: [block_height, block_width], positive.
+    pooling_type: 'AVG' or 'MAX'.
+    use_factorized: pool with `factorized_pool` (two 1-D pools, the TPU
+      variant) instead of a reshape and reduce.
   """
+  height, width = _static_shape(matrix, 'block pooling')
+  block_height, block_width = block_dims
+  pad_rows = -height % block_height
+  pad_cols = -width % block_width
+  fill = 0.0 if pooling_type == 'AVG' else matrix.dtype.min
+  padded = tf.pad(matrix, [[0, pad_rows], [0, pad_cols]], constant_values=fill)
   if use_factorized:
-    return factorized_pool(matrix, window_shape=block_dims,
-                           pooling_type=pooling_type, strides=block_dims,
-                           padding='SAME')
-  pooled = tf.nn.pool(matrix[tf.newaxis, :, :, tf.newaxis],
-                      window_shape=block_dims, pooling_type=pooling_type,
-                      strides=block_dims, padding='SAME')
-  return tf.squeeze(pooled, axis=[0, 3])
+    pooled = factorized_pool(padded, window_shape=block_dims,
+                             pooling_type=pooling_type, strides=block_dims,
+                             padding='VALID')
+  else:
+    blocks = tf.reshape(padded, [(height + pad_rows) // block_height,
+                                 block_height,
+                                 (width + pad_cols) // block_width,
+                                 block_width])
+    reduce_fn = tf.reduce_mean if pooling_type == 'AVG' else tf.reduce_max
+    pooled = reduce_fn(blocks, axis=[1, 3])
+  if pooling_type == 'AVG' and (pad_rows or pad_cols):
+    pooled *= _real_cell_correction(height, width, block_dims, matrix.dtype)
+  return pooled
+
+
+def _real_cell_correction(height, width, block_dims, dtype):
+  """Factor turning an average over padded blocks into one over real cells."""
+  block_height, block_width = block_dims
+  rows = np.minimum(block_height,
+                    height - np.arange(0, height, block_height))
+  cols = np.minimum(block_width, width - np.arange(0, width, block_width))
+  real_cells = np.outer(rows, cols).astype(np.float64)
+  return tf.constant(block_height * block_width / real_cells, dtype=dtype)
 
 
 def determine_partitioned_axis(partitioned_variable):
