@@ -6,12 +6,12 @@ import pytest
 import tensorflow as tf
 
 from examples.cifar10 import cifar10_input
-from examples.cifar10 import make_synthetic_cifar10
+from examples.cifar10 import synthetic_data
 from tests import reference_cifar10
 
 
 def _write_synthetic(tmp_path, train=3, test=4, seed=0):
-  return make_synthetic_cifar10.write_synthetic_cifar10(
+  return synthetic_data.write_synthetic_cifar10(
       str(tmp_path), train_records_per_batch=train, test_records=test,
       seed=seed)
 
@@ -61,8 +61,8 @@ def test_read_cifar10_transposes_channel_major_to_hwc(tmp_path):
 
 def test_generator_records_match_its_own_examples(tmp_path):
   rng = np.random.default_rng(3)
-  labels, images = make_synthetic_cifar10.synthetic_examples(6, rng)
-  data = make_synthetic_cifar10.encode_records(labels, images)
+  labels, images = synthetic_data.synthetic_examples(6, rng)
+  data = synthetic_data.encode_records(labels, images)
   got_labels, got_images = reference_cifar10.parse_cifar10_bytes(data)
   np.testing.assert_array_equal(got_labels, labels)
   np.testing.assert_array_equal(got_images, images)
