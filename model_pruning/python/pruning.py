@@ -49,6 +49,21 @@ def _as_tensor(x):
   return x.as_tensor() if _is_partitioned(x) else x
 
 
+def _read_in_order(x):
+  """Reads `x` inside the current control-dependency context.
+
+  `PartitionedVariable.as_tensor()` drops control dependencies, which would let
+  the reads race with the gradient and old-weight assigns that must precede
+  them (fix Q12); this concatenates freshly read partitions instead.
+  """
+  if not _is_partitioned(x):
+    return x
+  parts = list(x)
+  axis = (0 if len(parts) == 1 else
+          pruning_utils.determine_partitioned_axis(x))
+  return tf.concat([part.read_value() for part in parts], axis=axis)
+
+
 def weight_name(x):
   """The name map regexes are matched against: the weight's own op name."""
   if _is_partitioned(x):
@@ -162,6 +177,13 @@ def get_weight_sparsity():
 def get_pruning_hparams():
   """Returns a fresh HParams with every pruning hparam at its default."""
   return pruning_spec.default_hparams()
+
+
+def _assign_variable(var, value):
+  """Assigns `value` to a plain or a partitioned variable (piece by piece)."""
+  if _is_partitioned(var):
+    return pruning_utils.partitioned_variable_assign(var, value)
+  return pruning_utils.variable_assign(var, value)
 
 
 def _mask_op_name(mask):
@@ -437,8 +459,9 @@ class Pruning(object):
     for mask, threshold, weight, gradient in self._pruned_weights():
       if id(mask) in skip or self._is_excluded(mask):
         continue
-      weight_tensor = _as_tensor(weight)
-      gradient_tensor = _as_tensor(gradient) if gradient is not None else None
+      weight_tensor = _read_in_order(weight)
+      gradient_tensor = (_read_in_order(gradient) if gradient is not None
+                         else None)
       new_threshold, new_mask = self._maybe_update_block_mask(
           weight_tensor, threshold, gradient_tensor, weight_name(weight))
       assign_ops.extend(
@@ -485,8 +508,8 @@ class Pruning(object):
     block_dims = list(self._group_block_dims_map.get(group, self._block_dims))
     with tf.compat.v1.name_scope('%s_group_pruning_ops' % group):
       new_threshold, new_masks = saliency_masks.joint_masks(
-          [_as_tensor(w) for _, _, w, _ in members],
-          [None if g is None else _as_tensor(g) for _, _, _, g in members],
+          [_read_in_order(w) for _, _, w, _ in members],
+          [None if g is None else _read_in_order(g) for _, _, _, g in members],
           block_dims, self._block_pooling_function, self._spec.use_tpu,
           sparsity, self._method())
     assign_ops = []
@@ -559,11 +582,11 @@ class Pruning(object):
         if weight.get_shape() != other.get_shape():
           raise ValueError('weight tensor has different shape from %s: %s vs '
                            '%s' % (what, weight.get_shape(), other.get_shape()))
-      assigns.append(pruning_utils.variable_assign(
+      assigns.append(_assign_variable(
           grad, saliency_masks.decayed_gradient(
-              _as_tensor(weight), _as_tensor(old),
-              None if old_old is None else _as_tensor(old_old),
-              _as_tensor(grad), rate)))
+              _read_in_order(weight), _read_in_order(old),
+              None if old_old is None else _read_in_order(old_old),
+              _read_in_order(grad), rate)))
     step_assign = tf.compat.v1.assign(
         self._last_gradient_update_step, self._global_step,
         name='last_gradient_update_step_assign')
@@ -577,7 +600,7 @@ class Pruning(object):
       return tf.group(*self._gradient_assigns(), name='gradient_update')
 
   def _snapshot_assigns(self, sources, targets, what):
-    return [pruning_utils.variable_assign(target, _as_tensor(source))
+    return [_assign_variable(target, _read_in_order(source))
             for source, target in self._paired(sources, targets, what)]
 
   def old_weight_update_op(self):
