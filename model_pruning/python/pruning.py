@@ -469,19 +469,22 @@ class Pruning(object):
     return assign_ops
 
   def _get_group_mask_assign_ops(self):
-    """Joint masks for every listed group; all other weights individually."""
+    """Joint masks for every listed group; all other weights individually.
+
+    A group is listed when it appears in group_sparsity_map or
+    group_block_dims_map. Fix Q28: weights of unlisted groups, and weights
+    added with plain `apply_mask`, are pruned on their own as without groups.
+    """
     if not self._spec.group_pruning:
       raise ValueError('Group pruning is not enabled: set group_pruning=true.')
+    listed = set(self._group_sparsity_map) | set(self._group_block_dims_map)
     assign_ops, grouped = [], set()
-    for group in sorted(self._group_sparsity_map):
-      if group == UNGROUPED_GROUP_NAME:
-        continue
+    for group in sorted(listed - {UNGROUPED_GROUP_NAME}):
       members = self._pruned_weights_of_group(group)
-      if not members:
-        continue
       grouped.update(id(member[0]) for member in members)
-      assign_ops.extend(self._group_assign_ops(group, members))
-    # Fix Q28: weights outside any listed group are pruned on their own.
+      members = [m for m in members if not self._is_excluded(m[0])]
+      if members:
+        assign_ops.extend(self._group_assign_ops(group, members))
     assign_ops.extend(self._get_mask_assign_ops(skip=grouped))
     return assign_ops
 
@@ -494,24 +497,50 @@ class Pruning(object):
                        'weights %d mismatch' % (group, len(masks),
                                                 len(thresholds), len(weights)))
     gradients = get_gradients(group) if self.use_gradient() else []
+    if self.use_gradient() and len(gradients) != len(masks):
+      raise ValueError(
+          'Group %s: prune_option=%s needs a gradient variable for every '
+          'weight, got %d for %d masks. Create them with '
+          'apply_mask_with_group(..., prune_option=%r).' %
+          (group, self._spec.prune_option, len(gradients), len(masks),
+           self._spec.prune_option))
     return [(m, t, w, gradients[i] if gradients else None)
             for i, (m, t, w) in enumerate(zip(masks, thresholds, weights))]
 
-  def _group_assign_ops(self, group, members):
-    target = self._group_sparsity_map[group]
-    if self._external_sparsity or target == 0.0:
-      sparsity = (self._sparsity if target == 0.0 else
-                  self._sparsity * (target / self._spec.target_sparsity))
-    else:
+  def _get_group_sparsity(self, group):
+    """The group's scheduled sparsity, interpolated like a per-weight target.
+
+    Unlike upstream (Q27), a listed 0.0 is a real target, not "use the global
+    sparsity"; a group without a group_sparsity_map entry follows the global
+    schedule.
+    """
+    target = self._group_sparsity_map.get(group)
+    if target is None:
+      return self._sparsity
+    if not self._external_sparsity:
       with tf.compat.v1.name_scope(self._name_scope):
-        sparsity = self._polynomial(target)
+        return self._polynomial(target)
+    if self._spec.target_sparsity == 0.0:
+      raise ValueError(
+          'group_sparsity_map with an external sparsity tensor needs '
+          'target_sparsity > 0: group %s\'s target %g is scaled by '
+          'sparsity / target_sparsity. Set target_sparsity to the value the '
+          'sparsity tensor ends at.' % (group, target))
+    return self._sparsity * (target / self._spec.target_sparsity)
+
+  def _group_assign_ops(self, group, members):
+    """One joint threshold for the group's members; assigns every member."""
+    sparsity = self._get_group_sparsity(group)
     block_dims = list(self._group_block_dims_map.get(group, self._block_dims))
+    # All members share one threshold value, so the first one's previous value
+    # is the group's previous threshold for threshold_decay smoothing.
+    previous_threshold = members[0][1]
     with tf.compat.v1.name_scope('%s_group_pruning_ops' % group):
       new_threshold, new_masks = saliency_masks.joint_masks(
           [_read_in_order(w) for _, _, w, _ in members],
           [None if g is None else _read_in_order(g) for _, _, _, g in members],
           block_dims, self._block_pooling_function, self._spec.use_tpu,
-          sparsity, self._method())
+          sparsity, self._method(), previous_threshold=previous_threshold)
     assign_ops = []
     for (mask, threshold, _, _), new_mask in zip(members, new_masks):
       assign_ops.extend(

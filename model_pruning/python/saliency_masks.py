@@ -167,12 +167,24 @@ def m_by_n_mask(magnitudes, m_by_n, sparsity, target_sparsity, name,
 
 
 def joint_masks(weights_list, gradients_list, block_dims, pooling, use_tpu,
-                sparsity, method):
+                sparsity, method, previous_threshold=0.0):
   """One threshold shared by a group of weights (google-research groups).
 
   The scores of all members (element-wise, or pooled when block_dims is not
   [1, 1]) are concatenated and thresholded together, so the group as a whole
-  reaches the sparsity while single members may be sparser or denser.
+  reaches the sparsity while single members may be sparser or denser: with
+  a 0.5 target, members [1, 2] and [3, 4] get masks [0, 0] and [1, 1].
+
+  Args:
+    weights_list: the members' weight tensors.
+    gradients_list: their gradient accumulators (None entries for |W| only).
+    block_dims: [height, width] of the pooling blocks, [1, 1] element-wise.
+    pooling: 'AVG' or 'MAX'.
+    use_tpu: pool with `factorized_pool`.
+    sparsity: the group's sparsity tensor.
+    method: a ThresholdMethod.
+    previous_threshold: the group's threshold before this update, smoothed
+      into the new one with threshold_decay (histogram and sort).
 
   Returns:
     (threshold, [float32 mask per member]).
@@ -183,17 +195,23 @@ def joint_masks(weights_list, gradients_list, block_dims, pooling, use_tpu,
     if blocked:
       squeezed = [d for d in weights.get_shape().as_list() if d != 1]
       if len(squeezed) != 2:
-        raise ValueError('Group block pruning needs weights that squeeze to '
-                         '2-D, got %s for %s' % (weights.get_shape(),
-                                                 weights.name))
+        raise ValueError(
+            'Group block pruning needs weights that squeeze to 2-D, got %s '
+            'for %s; set the group\'s block dims to 1x1 in '
+            'group_block_dims_map or leave the weight out of the group.' %
+            (weights.get_shape(), weights.name))
       score, dim = _pooled_scores(weights, gradients, block_dims, pooling,
                                   use_tpu)
     else:
       score, dim = saliency(weights, gradients, gradients is not None), None
     scores.append(score)
     dims.append(dim)
-  flat = tf.concat([tf.reshape(s, [-1]) for s in scores], axis=0)
-  threshold, flat_mask = threshold_and_mask(flat, sparsity, 0.0, method)
+  dtype = (tf.float64 if all(s.dtype == tf.float64 for s in scores)
+           else tf.float32)
+  flat = tf.concat([tf.reshape(tf.cast(s, dtype), [-1]) for s in scores],
+                   axis=0)
+  threshold, flat_mask = threshold_and_mask(flat, sparsity, previous_threshold,
+                                            method)
   pieces = tf.split(flat_mask, [s.get_shape().num_elements() for s in scores])
   masks = []
   for piece, score, dim, weights in zip(pieces, scores, dims, weights_list):
