@@ -593,8 +593,12 @@ class Pruning(object):
 
   def _paired(self, first, second, what):
     if len(first) != len(second):
-      raise ValueError('Number of weights %s and number of %s %s mismatch' %
-                       (len(first), what, len(second)))
+      raise ValueError(
+          'Number of weights %s and number of %s %s mismatch: with '
+          'prune_option=%s every pruned weight needs its gradient variables; '
+          'create them with apply_mask(..., prune_option=%r).' %
+          (len(first), what, len(second), self._spec.prune_option,
+           self._spec.prune_option))
     return list(zip(first, second))
 
   def _gradient_assigns(self):
