@@ -150,6 +150,8 @@ def test_pruned_model_strips_to_identical_outputs(model_fn, tmp_path):
   assert _count_nodes(frozen, 'mask') == num_masked
   assert _count_nodes(stripped, 'mask') == 0
   assert _count_nodes(stripped, 'threshold') == 0
+  # The mask update's cond_v2 branches are library functions nothing calls.
+  assert frozen.library.function and not stripped.library.function
   np.testing.assert_array_equal(_run_graph_def(stripped, 'output:0'),
                                 reference)
   folded = _const_values(stripped)
@@ -185,18 +187,25 @@ def _save(checkpoint_dir, global_step_value=0):
 
 
 def test_cond_graph_keeps_function_library(tmp_path):
-  """cond_v2 puts its branches in the GraphDef's library (Q25)."""
+  """cond_v2 puts its branches in the GraphDef's library (Q25).
+
+  The branches the output needs are kept; those of a cond off the output
+  path are dropped with it.
+  """
   with tf.Graph().as_default():
     x = tf.ones([2, 4])
     masked = _masked_variable('fc', [4, 3], [[1.0, 0.0, 1.0]] * 4)
     tf.identity(tf.compat.v1.cond(tf.reduce_sum(x) > 0.0,
                                   lambda: tf.matmul(x, masked),
                                   lambda: tf.zeros([2, 3])), name='output')
+    tf.compat.v1.cond(tf.reduce_sum(x) > 1.0, lambda: x * 2.0,
+                      lambda: x * 3.0, name='unused')
     reference, _ = _save(tmp_path)
   frozen = lib.graph_def_from_checkpoint(str(tmp_path), ['output'])
   stripped = lib.strip_pruning_vars_fn(frozen, ['output'])
 
-  assert len(stripped.library.function) == len(frozen.library.function) > 0
+  assert len(frozen.library.function) == 4
+  assert len(stripped.library.function) == 2
   assert stripped.versions == frozen.versions
   assert _count_nodes(stripped, 'mask') == 0
   np.testing.assert_array_equal(_run_graph_def(stripped, 'output:0'),

@@ -237,6 +237,8 @@ def main(argv):
     _fail(strip_pruning_vars_lib.error_summary(error))
   print(strip_report.format_table(result.reports, step=result.global_step))
   print(strip_report.format_sizes(result.sizes))
+  if result.warning:
+    print('WARNING: %s' % result.warning)
   print('Wrote %s' % result.path)
 
 

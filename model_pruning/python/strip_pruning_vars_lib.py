@@ -162,6 +162,45 @@ def _constant_node(name, value, dtype_enum):
   return node
 
 
+def _function_references(node_defs, function_names):
+  """Names of the functions that `node_defs` call (by op or func attr)."""
+  found = set()
+  for node in node_defs:
+    if node.op in function_names:
+      found.add(node.op)
+    for attr in node.attr.values():
+      if attr.HasField('func'):
+        found.add(attr.func.name)
+      if attr.HasField('list'):
+        found.update(func.name for func in attr.list.func)
+  return found
+
+
+def _prune_library(graph_def):
+  """Drops library functions no kept node reaches (e.g. the mask update's
+  cond branches), transitively through function bodies and gradients."""
+  library = graph_def.library
+  bodies = {func.signature.name: func for func in library.function}
+  gradients = {g.function_name: g.gradient_func for g in library.gradient}
+  pending = _function_references(graph_def.node, bodies)
+  reached = set()
+  while pending:
+    name = pending.pop()
+    if name in reached or name not in bodies:
+      continue
+    reached.add(name)
+    pending |= _function_references(bodies[name].node_def, bodies)
+    if name in gradients:
+      pending.add(gradients[name])
+  kept = [func for func in library.function if func.signature.name in reached]
+  kept_gradients = [g for g in library.gradient if g.function_name in reached]
+  del library.function[:]
+  library.function.extend(kept)
+  del library.gradient[:]
+  library.gradient.extend(kept_gradients)
+  return graph_def
+
+
 def fold_masked_weights(input_graph_def, output_node_names):
   """Folds the masks of a frozen GraphDef into constants, with the values.
 
@@ -197,7 +236,7 @@ def fold_masked_weights(input_graph_def, output_node_names):
       new_graph_def.node.append(node)
   stripped = tf.compat.v1.graph_util.extract_sub_graph(new_graph_def,
                                                        output_node_names)
-  return stripped, folded
+  return _prune_library(stripped), folded
 
 
 def strip_pruning_vars_fn(input_graph_def, output_node_names):
@@ -205,8 +244,8 @@ def strip_pruning_vars_fn(input_graph_def, output_node_names):
 
   Every `Mul` node named `.../masked_weight` (or `masked_weight_<N>`) becomes
   a `Const` of the same name and value; everything the outputs no longer need
-  (masks, thresholds, raw weights) is dropped. `library` and `versions` are
-  kept.
+  (masks, thresholds, raw weights) is dropped. `versions` and the `library`
+  functions the remaining nodes call are kept.
 
   Args:
     input_graph_def: a frozen GraphDef, e.g. from `graph_def_from_checkpoint`.
@@ -266,9 +305,18 @@ def _read_meta_graph(prefix):
 
 
 def error_summary(error):
-  """The first line of a TF error's message (they run to many lines)."""
+  """One informative line from an error whose message may run to many.
+
+  Session errors start with 'Graph execution error:' and node traces; the
+  line that says what went wrong ('Read less bytes than requested') is kept,
+  after the error's class name.
+  """
   text = getattr(error, 'message', None) or str(error)
-  return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+  noise = ('Graph execution error', 'Detected at node', 'Node:', 'File "')
+  lines = [line.strip() for line in text.splitlines()]
+  lines = [line for line in lines
+           if line and '[[' not in line and not line.startswith(noise)]
+  return '%s: %s' % (type(error).__name__, lines[0] if lines else text)
 
 
 def _restore_and_freeze(meta_graph, prefix, output_node_names):
@@ -359,12 +407,12 @@ def read_pruning_state(checkpoint):
   """
   prefix = resolve_checkpoint(checkpoint)
   hparams = _hparams_from_meta_graph(_read_meta_graph(prefix))
+  step = None
   try:
     reader = tf.train.load_checkpoint(prefix)
-  except (ValueError, tf.errors.OpError) as error:
+    if reader.has_tensor(GLOBAL_STEP_NAME):
+      step = int(reader.get_tensor(GLOBAL_STEP_NAME))
+  except (ValueError, IndexError, tf.errors.OpError) as error:
     raise ValueError('Could not read checkpoint %s: %s' %
                      (prefix, error_summary(error))) from None
-  step = None
-  if reader.has_tensor(GLOBAL_STEP_NAME):
-    step = int(reader.get_tensor(GLOBAL_STEP_NAME))
   return PruningState(global_step=step, hparams=hparams)
