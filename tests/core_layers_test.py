@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from model_pruning.python import graph_keys
+from model_pruning.python import pruning
 from model_pruning.python.layers import core_layers
 from tests import reference_layers as ref
 
@@ -249,7 +250,6 @@ def test_compute_output_shape_formula():
 
 
 def test_pruning_update_changes_outputs_as_the_mask_says():
-  from model_pruning.python import pruning  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(3)
   x_conv = rng.standard_normal((2, 6, 6, 4)).astype(np.float32)
   x_fc = rng.standard_normal((3, 20)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Tests for the slim-style masked layers (model_pruning.python.layers.layers)."""
+"""Tests for the slim-style masked layers in layers/layers.py."""
 import ast
 import importlib
 import os
@@ -127,7 +127,8 @@ def test_variable_names_scopes_and_model_variables():
   assert names == expected and model == expected
   assert trainable == [n for n in expected
                        if n.endswith('weights') or n.endswith('biases')]
-  assert masked == ['Conv/weights/masked_weight', 'Conv_1/weights/masked_weight',
+  assert masked == ['Conv/weights/masked_weight',
+                    'Conv_1/weights/masked_weight',
                     'fully_connected/weights/masked_weight']
 
 

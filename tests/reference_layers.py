@@ -82,7 +82,7 @@ def lstm_step(x, c, h, kernel, bias, forget_bias=1.0, peepholes=None,
 
 
 def lstm_sequence(xs, c, h, step_kwargs):
-  """Runs `lstm_step` over `xs` `[batch, time, depth]`; returns outputs, c, h."""
+  """Runs `lstm_step` over `xs` `[batch, time, depth]`; -> outputs, c, h."""
   outputs = []
   for t in range(xs.shape[1]):
     c, h = lstm_step(xs[:, t], c, h, **step_kwargs)

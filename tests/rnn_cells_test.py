@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from model_pruning.python import graph_keys
+from model_pruning.python import pruning
 from model_pruning.python.layers import rnn_cells
 from tests import reference_layers as ref
 
@@ -244,7 +245,6 @@ def test_bad_arguments_raise():
 
 
 def test_pruning_update_changes_cell_output_as_the_mask_says():
-  from model_pruning.python import pruning  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(6)
   xs = rng.standard_normal((3, 5, 6)).astype(np.float32)
   with tf.Graph().as_default():

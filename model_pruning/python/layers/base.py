@@ -99,7 +99,7 @@ class ScopedModule:
 
 
 def mask_variable(shape, dtype):
-  """Creates the all-ones, non-trainable `mask` variable in the current scope."""
+  """Creates the all-ones, non-trainable `mask` in the current scope."""
   return tf.compat.v1.get_variable(
       graph_keys.MASK_VARIABLE_NAME, shape=shape, dtype=dtype,
       initializer=tf.compat.v1.ones_initializer(), trainable=False)

@@ -68,7 +68,7 @@ def conv_output_length(input_length, filter_size, padding, stride, dilation=1):
 
 
 class _MaskedLayer(base.ScopedModule):
-  """A masked layer: `outputs = activation(op(inputs, mask * kernel) + bias)`."""
+  """A masked layer: `activation(op(inputs, mask * kernel) + bias)`."""
 
   def __init__(self, activation, use_bias, kernel_initializer,
                bias_initializer, kernel_regularizer, bias_regularizer,
@@ -260,7 +260,7 @@ class MaskedConv1D(_MaskedConv):
 
 
 class MaskedConv2D(_MaskedConv):
-  """2-D masked convolution: inputs `[batch, height, width, channels]` (NHWC)."""
+  """2-D masked convolution: inputs `[batch, height, width, channels]`."""
 
   _DEFAULT_NAME = 'masked_conv2d'
 
@@ -278,7 +278,7 @@ class MaskedConv2D(_MaskedConv):
 
 
 class MaskedConv3D(_MaskedConv):
-  """3-D masked convolution: inputs `[batch, depth, height, width, channels]`."""
+  """3-D masked convolution: inputs `[batch, depth, height, width, chans]`."""
 
   _DEFAULT_NAME = 'masked_conv3d'
 

@@ -28,6 +28,8 @@ _CHANNELS_FIRST = {3: 'NCW', 4: 'NCHW', 5: 'NCDHW'}
 _CONV_CLASSES = {3: core_layers.MaskedConv1D, 4: core_layers.MaskedConv2D,
                  5: core_layers.MaskedConv3D}
 _RENAMES = {'kernel': 'weights', 'bias': 'biases'}
+# slim's xavier_initializer() default: Glorot (fan-avg) uniform.
+_GLOROT_UNIFORM = tf.compat.v1.glorot_uniform_initializer()
 
 
 def _model_variable_getter(getter, name, *args, **kwargs):
@@ -96,7 +98,7 @@ def masked_convolution(inputs, num_outputs, kernel_size, stride=1,
                        padding='SAME', data_format=None, rate=1,
                        activation_fn=tf.nn.relu, normalizer_fn=None,
                        normalizer_params=None,
-                       weights_initializer=tf.compat.v1.glorot_uniform_initializer(),
+                       weights_initializer=_GLOROT_UNIFORM,
                        weights_regularizer=None,
                        biases_initializer=tf.compat.v1.zeros_initializer(),
                        biases_regularizer=None, reuse=None,
@@ -170,7 +172,7 @@ def masked_conv2d(inputs, num_outputs, kernel_size, **kwargs):
 @_add_arg_scope
 def masked_fully_connected(inputs, num_outputs, activation_fn=tf.nn.relu,
                            normalizer_fn=None, normalizer_params=None,
-                           weights_initializer=tf.compat.v1.glorot_uniform_initializer(),
+                           weights_initializer=_GLOROT_UNIFORM,
                            weights_regularizer=None,
                            biases_initializer=tf.compat.v1.zeros_initializer(),
                            biases_regularizer=None, reuse=None,

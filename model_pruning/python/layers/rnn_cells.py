@@ -25,7 +25,7 @@ _PRUNE_OPTIONS = ('weight', 'first_order_gradient', 'second_order_gradient',
 
 
 class LSTMStateTuple(collections.namedtuple('LSTMStateTuple', ('c', 'h'))):
-  """LSTM state `(c, h)`: the cell state and the output (`m` with projection)."""
+  """LSTM state `(c, h)`: cell state and output (`m` with a projection)."""
   __slots__ = ()
 
   @property
