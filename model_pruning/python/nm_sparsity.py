@@ -94,21 +94,26 @@ def _pairwise_keep(slices, m):
   """Keep flags for N same-shaped score slices (slice i = group position i).
 
   rank_i = #{j : s_j > s_i} + #{j < i : s_j == s_i}; keep_i = rank_i < m.
-  Each unordered pair is compared once: `s_j > s_i` (j > i) counts against i,
-  its complement `s_i >= s_j` counts against j. That is N(N-1)/2 elementwise
-  comparisons on 1/N of the tensor each, no sort and no transpose.
+  Each unordered pair i < j is compared once, c_ij = [s_j > s_i]; then
+  #{j < i : s_j >= s_i} = i - sum_{k<i} c_ki, so
+    keep_i  <=>  sum_{j>i} c_ij - sum_{k<i} c_ki < m - i.
+  That is N(N-1)/2 comparisons on 1/N of the tensor each: no sort, no
+  transpose, no gather.
   """
   n = len(slices)
-  beaten_by = [None] * n
+  wins = {(i, j): tf.cast(slices[j] > slices[i], tf.int8)
+          for i in range(n) for j in range(i + 1, n)}
+  keep = []
   for i in range(n):
-    for j in range(i + 1, n):
-      j_wins = slices[j] > slices[i]
-      i_wins = tf.logical_not(j_wins)
-      for loser, win in ((i, j_wins), (j, i_wins)):
-        win = tf.cast(win, tf.int8)
-        beaten_by[loser] = win if beaten_by[loser] is None else (
-            beaten_by[loser] + win)
-  return [b < m for b in beaten_by]
+    beaten = [wins[(i, j)] for j in range(i + 1, n)]
+    beating = [wins[(k, i)] for k in range(i)]
+    if not beating:
+      keep.append(tf.math.add_n(beaten) < m - i)
+    elif not beaten:
+      keep.append(tf.math.add_n(beating) > i - m)
+    else:
+      keep.append(tf.math.add_n(beaten) - tf.math.add_n(beating) < m - i)
+  return keep
 
 
 def m_by_n_mask(weights, m, n, saliency=None):
@@ -142,15 +147,21 @@ def m_by_n_mask(weights, m, n, saliency=None):
     full_shape = tf.shape(score)
     depth, out = full_shape[-2], full_shape[-1]
     score = tf.reshape(score, [-1, depth, out])
-    pad = tf.math.floormod(-depth, n)
-    # Padding ranks below every real entry: lowest value, highest index.
-    score = tf.pad(score, [[0, 0], [0, pad], [0, 0]],
-                   constant_values=score.dtype.min)
+    static_depth = weights.shape[-2]
+    padded = static_depth is None or static_depth % n != 0
+    pad = 0  # the common case, a multiple of n: no padding or slicing copies
+    if padded:
+      pad = tf.math.floormod(-depth, n)
+      # Padding ranks below every real entry: lowest value, highest index.
+      score = tf.pad(score, [[0, 0], [0, pad], [0, 0]],
+                     constant_values=score.dtype.min)
     groups = tf.reshape(score, [tf.shape(score)[0], -1, n, out])
     keep = _pairwise_keep(tf.unstack(groups, num=n, axis=2), m)
     mask = tf.cast(tf.stack(keep, axis=2), weights.dtype)
-    mask = tf.reshape(mask, [tf.shape(mask)[0], depth + pad, out])
-    mask = tf.reshape(mask[:, :depth, :], full_shape)
+    if padded:
+      mask = tf.reshape(mask, [tf.shape(mask)[0], depth + pad, out])
+      mask = mask[:, :depth, :]
+    mask = tf.reshape(mask, full_shape)
     mask.set_shape(weights.shape)
     return mask
 

@@ -83,12 +83,12 @@ def plot_mask_corner(array, input_axis, path, title, group_rows=None,
                             (col_step, cols, axes.axvline)):
     if step:
       for edge in range(step, count, step):
-        draw(edge - 0.5, color='tab:red', linewidth=0.8)
+        draw(edge - 0.5, color='tab:red', linewidth=1.2)
   axes.set_xlabel('output (other axes flattened); dark = kept')
   axes.set_ylabel('input channel')
   axes.set_title(title, fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=80)
+  fig.savefig(path, dpi=100)
   pyplot.close(fig)
 
 
