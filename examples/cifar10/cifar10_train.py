@@ -18,18 +18,12 @@ to start over.
 Upstream's accuracy on real CIFAR-10 after 150K steps: 0% sparsity 86%,
 50% sparsity 86%, 95% sparsity 77% (precision @ 1, cifar10_eval).
 """
-import datetime
-import time
-
 from absl import app
 from absl import flags
-import tensorflow as tf
 
 from examples.cifar10 import cifar10_input
 from examples.cifar10 import cifar10_pruning as cifar10
-from model_pruning.python import pruning
-from model_pruning.python import pruning_hook
-from model_pruning.python import pruning_schedule
+from examples.cifar10 import training
 
 _TRAIN_DIR = flags.DEFINE_string(
     'train_dir', '/tmp/cifar10_train',
@@ -57,122 +51,16 @@ _NUM_INPUT_THREADS = flags.DEFINE_integer(
     'Parallel input preprocessing calls.', lower_bound=1)
 
 
-class ProgressLogger(tf.compat.v1.train.SessionRunHook):
-  """Prints loss, speed, scheduled and achieved sparsity every N steps."""
-
-  def __init__(self, loss, achieved_sparsity, hparams, batch_size,
-               log_frequency, history=None):
-    self._loss = loss
-    self._achieved = achieved_sparsity
-    self._hparams = hparams
-    self._batch_size = batch_size
-    self._log_frequency = log_frequency
-    self._history = history
-
-  def after_create_session(self, session, coord):
-    del coord  # Unused.
-    self._step = int(session.run(tf.compat.v1.train.get_global_step()))
-    self._start_time = time.time()
-    self._start_step = self._step
-
-  def before_run(self, run_context):
-    del run_context  # Unused.
-    return tf.compat.v1.train.SessionRunArgs(self._loss)
-
-  def after_run(self, run_context, run_values):
-    self._step += 1
-    if self._step % self._log_frequency:
-      return
-    elapsed = time.time() - self._start_time
-    steps = self._step - self._start_step
-    achieved = float(run_context.session.run(self._achieved))
-    scheduled = pruning_schedule.scheduled_sparsity(self._step, self._hparams)
-    print('%s: step %d, loss = %.2f (%.1f examples/sec; %.3f sec/batch), '
-          'sparsity scheduled = %.3f achieved = %.3f'
-          % (datetime.datetime.now(), self._step, run_values.results,
-             steps * self._batch_size / elapsed, elapsed / steps, scheduled,
-             achieved))
-    if self._history is not None:
-      self._history.append(dict(step=self._step, loss=float(run_values.results),
-                                scheduled_sparsity=scheduled,
-                                achieved_sparsity=achieved))
-    self._start_time, self._start_step = time.time(), self._step
-
-
-def mean_mask_sparsity():
-  """Mean over all masks of each mask's zero fraction (a scalar tensor)."""
-  masks = pruning.get_masks()
-  if not masks:
-    return tf.constant(0.0)
-  return tf.add_n([tf.nn.zero_fraction(mask) for mask in masks]) / len(masks)
-
-
-def train(train_dir, data_dir, pruning_hparams='', max_steps=1000000,
-          batch_size=cifar10.BATCH_SIZE, log_frequency=10,
-          log_device_placement=False,
-          num_threads=cifar10_input.DEFAULT_NUM_THREADS):
-  """Trains with pruning until global step `max_steps`; checkpoints to train_dir.
-
-  Args:
-    train_dir: checkpoint/event directory (resumed if it holds a checkpoint).
-    data_dir: directory holding cifar-10-batches-bin/.
-    pruning_hparams: hparams string in the contrib syntax (SPEC 2.3.2).
-    max_steps: global step to stop at.
-    batch_size: examples per step.
-    log_frequency: steps between progress lines.
-    log_device_placement: passed to the session config.
-    num_threads: parallel input preprocessing calls.
-
-  Returns:
-    A list of dicts, one per progress line (step, loss, scheduled_sparsity,
-    achieved_sparsity).
-
-  Raises:
-    ValueError: bad hparams or missing data (message names the fix).
-  """
-  hparams = pruning.get_pruning_hparams().parse(pruning_hparams)
-  history = []
-  with tf.Graph().as_default():
-    global_step = tf.compat.v1.train.get_or_create_global_step()
-    with tf.device('/cpu:0'):
-      images, labels = cifar10.distorted_inputs(data_dir, batch_size,
-                                                num_threads=num_threads)
-    logits = cifar10.inference(images)
-    loss = cifar10.loss(logits, labels)
-    train_op = cifar10.train(loss, global_step, batch_size=batch_size)
-    pruning_obj = pruning.Pruning(hparams, global_step=global_step)
-    pruning_obj.add_pruning_summaries()
-    hooks = [
-        tf.compat.v1.train.StopAtStepHook(last_step=max_steps),
-        tf.compat.v1.train.NanTensorHook(loss),
-        # Runs the conditional mask update after every training step.
-        pruning_hook.PruningHook(pruning_obj=pruning_obj),
-        ProgressLogger(loss, mean_mask_sparsity(), hparams, batch_size,
-                       log_frequency, history=history),
-    ]
-    config = tf.compat.v1.ConfigProto(
-        log_device_placement=log_device_placement)
-    with tf.compat.v1.train.MonitoredTrainingSession(
-        checkpoint_dir=train_dir, hooks=hooks, config=config,
-        log_step_count_steps=None) as mon_sess:
-      while not mon_sess.should_stop():
-        mon_sess.run(train_op)
-  return history
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
-  checkpoint = tf.train.latest_checkpoint(_TRAIN_DIR.value)
-  if checkpoint:
-    print('Resuming from %s (train_dir is never deleted; pass a fresh '
-          '--train_dir to start over).' % checkpoint)
   try:
-    train(_TRAIN_DIR.value, _DATA_DIR.value,
-          pruning_hparams=_PRUNING_HPARAMS.value, max_steps=_MAX_STEPS.value,
-          batch_size=_BATCH_SIZE.value, log_frequency=_LOG_FREQUENCY.value,
-          log_device_placement=_LOG_DEVICE_PLACEMENT.value,
-          num_threads=_NUM_INPUT_THREADS.value)
+    training.train(
+        _TRAIN_DIR.value, _DATA_DIR.value,
+        pruning_hparams=_PRUNING_HPARAMS.value, max_steps=_MAX_STEPS.value,
+        batch_size=_BATCH_SIZE.value, log_frequency=_LOG_FREQUENCY.value,
+        log_device_placement=_LOG_DEVICE_PLACEMENT.value,
+        num_threads=_NUM_INPUT_THREADS.value)
   except ValueError as error:
     raise app.UsageError(str(error))
 
