@@ -168,6 +168,26 @@ def test_tflite_fails_pattern_along_wrong_density(tflite_path):
   assert not report['ok']
 
 
+def test_tflite_sparse_encoded_tensor_reported_with_what_is_known(tmp_path):
+  weights = np.random.RandomState(9).randn(64, 64).astype(np.float32)
+  weights[np.abs(weights) < 1.5] = 0.0  # sparse enough for the encoder
+  with tf.Graph().as_default():
+    inputs = tf.compat.v1.placeholder(tf.float32, [1, 64])
+    outputs = tf.matmul(inputs, tf.constant(weights))
+    with tf.compat.v1.Session() as sess:
+      converter = tf.compat.v1.lite.TFLiteConverter.from_session(
+          sess, [inputs], [outputs])
+      converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+      (tmp_path / 'sparse.tflite').write_bytes(converter.convert())
+  report = check_sparsity.check(str(tmp_path / 'sparse.tflite'), m_by_n='2:4')
+  [entry] = report['weights']
+  assert entry['shape'] == [64, 64] and entry['sparsity'] is None
+  assert entry['note'] == 'sparse-encoded, %d stored values' % np.count_nonzero(
+      weights)
+  assert report['ok']  # cannot be checked densely: reported, not failed
+  assert '2:4 n/a' in check_sparsity.format_report(report)
+
+
 def test_filters_min_rank_and_name_regex(tmp_path):
   _save_checkpoint(tmp_path)
   names = lambda **kw: sorted(_by_name(check_sparsity.check(

@@ -107,7 +107,7 @@ def test_unknown_dims_at_graph_build_time():
   np.testing.assert_array_equal(got, reference_nm.m_by_n_mask(weights, 2, 4))
 
 
-@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.settings(max_examples=20, deadline=None)
 @hypothesis.given(
     rank=st.integers(2, 5), depth=st.integers(1, 13), out=st.integers(1, 3),
     pattern=st.sampled_from([(1, 2), (1, 4), (2, 4), (3, 4), (2, 8)]),
