@@ -74,10 +74,12 @@ def build(strategy, replicas):
     train_op = strategy.experimental_local_results(strategy.run(replica_fn))
     # Cross-replica context: the update reads the weights once and assigns
     # the same new mask to every replica's copy.
+    cross_replica = tf.distribute.in_cross_replica_context()
     hparams = pruning.get_pruning_hparams().parse(_HPARAMS)
     update = pruning.Pruning(hparams, global_step=step)
     mask_update_op = update.conditional_mask_update_op()
-  return x, y, tf.group(*train_op), mask_update_op, pruning.get_masks()
+  return (x, y, tf.group(*train_op), mask_update_op, pruning.get_masks(),
+          cross_replica)
 
 
 def replica_values(var, strategy):
@@ -86,9 +88,11 @@ def replica_values(var, strategy):
 
 def run(strategy, replicas):
   with tf.Graph().as_default():
-    x, y, train_op, mask_update_op, masks = build(strategy, replicas)
+    x, y, train_op, mask_update_op, masks, cross_replica = build(strategy,
+                                                                 replicas)
     sparsities = [tf.nn.zero_fraction(m) for m in masks]
     per_replica = [replica_values(m, strategy) for m in masks]
+    devices = [[c.device for c in copies] for copies in per_replica]
     config = tf.compat.v1.ConfigProto(device_count={'CPU': 2},
                                       inter_op_parallelism_threads=1,
                                       intra_op_parallelism_threads=1)
@@ -106,6 +110,9 @@ def run(strategy, replicas):
   equal = all(all(np.array_equal(c[0], other) for other in c[1:])
               for c in copies)
   return {'sparsity': trace, 'replica_masks_equal': equal,
+          'update_in_cross_replica_context': cross_replica,
+          'strategy': type(strategy).__name__,
+          'devices': devices,
           'num_replicas': [len(c) for c in copies],
           'masks': {n: c[0].tolist() for n, c in zip(names, copies)},
           'weights': [k.tolist() for k in kernels]}
