@@ -134,3 +134,9 @@ def histogram_bin_population(scores, sparsity, nbins):
   threshold = histogram_threshold(flat, sparsity, nbins)
   width = top / nbins
   return int(np.sum((flat >= threshold - width) & (flat <= threshold + width)))
+
+
+def scheduled_sparsity(step, initial, target, begin, end, exponent):
+  """s(t) = target + (initial - target) (1 - p)^e, p = clip((t-b)/(e-b))."""
+  progress = min(max((step - begin) / float(end - begin), 0.0), 1.0)
+  return target + (initial - target) * (1.0 - progress)**exponent
