@@ -30,17 +30,21 @@ def histogram_cdf(values, low, high, nbins):
 
 
 def histogram_threshold(magnitudes, sparsity, nbins):
-  """Variant H: theta = (#bins with cdf < s) / nbins * max (float32 math)."""
+  """Variant H: theta = (#bins with cdf < s) / nbins * max.
+
+  The CDF is compared in float32 as upstream did; bin edges and the threshold
+  are computed exactly (float64) and rounded once to float32.
+  """
   magnitudes = np.asarray(magnitudes, np.float32).ravel()
-  max_value = magnitudes.max()
+  max_value = np.float64(magnitudes.max())
   if max_value == 0:
     return np.float32(0.0)
-  index = np.floor(np.float32(nbins) * (magnitudes / max_value))
+  index = np.floor(magnitudes.astype(np.float64) * nbins / max_value)
   index = np.clip(index, 0, nbins - 1).astype(np.int64)
-  cdf = np.cumsum(np.bincount(index, minlength=nbins)).astype(np.float32)
-  cdf /= cdf[-1]
+  counts = np.cumsum(np.bincount(index, minlength=nbins))
+  cdf = (counts / float(magnitudes.size)).astype(np.float32)
   below = np.count_nonzero(cdf < np.float32(sparsity))
-  return np.float32(below) / np.float32(nbins) * max_value
+  return np.float32(below * max_value / nbins)
 
 
 def histogram_mask(weights, sparsity, nbins):

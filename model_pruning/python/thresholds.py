@@ -2,12 +2,16 @@
 
 Pure tensor functions: magnitudes in, threshold or mask out.
 
-All three rest on one primitive, `kth_largest`: the k-th largest of N values.
-Sorting all N values (upstream) costs seconds at 4096x4096. We instead sort a
-random sample, bracket the k-th value between two sample order statistics with
-a wide statistical margin, count what lies above the bracket in one pass, and
-sort only the few values inside it. If the bracket ever misses (probability
-below 1e-5, or adversarial data), a full sort gives the same exact answer.
+All three rest on one primitive, `kth_largest_with_counts`: the k-th largest
+of N values. Sorting all N values (upstream) costs seconds at 4096x4096. We
+instead sort a random sample, bracket the k-th value between two sample order
+statistics with a wide statistical margin (5 standard deviations), and then,
+in one pass over the values cut into cache-sized chunks, count what lies above
+the bracket and collect the few values inside it. The bracketed candidates go
+through the same step once more (or are sorted when few), so no large
+temporary is ever sorted or even allocated. If a bracket ever misses
+(probability below 1e-5, or adversarial data), a full sort of that level's
+values gives the same exact answer.
 
 * histogram (variant H): theta = (j / nbins) * max, with j the number of bins
   whose normalised CDF is below s; mask = |w| > theta. j is the bin of the
@@ -22,10 +26,17 @@ import math
 
 import tensorflow as tf
 
+# At most this many values are sorted directly.
 _FULL_SORT_MAX_SIZE = 1 << 14
+# Values are scanned in chunks of this many elements: each chunk's temporaries
+# (a few hundred KB) stay in cache and below glibc's mmap threshold, and the
+# chunks run on all inter-op threads.
+_CHUNK_SIZE = 1 << 18
 _SAMPLE_SIZE = 1 << 15
+_INNER_SAMPLE_SIZE = 1 << 12
 _MARGIN_STDDEVS = 5.0
 _SAMPLE_SEED = (20171107, 1)
+_INNER_SAMPLE_SEED = (20171107, 2)
 
 
 def _sorted_descending(values):
@@ -40,25 +51,93 @@ def keep_count(size, sparsity):
       tf.int32)
 
 
-def _bracket(values, k, size):
-  """Sample bounds (low, high) that hold the k-th largest with high odds."""
+def _count(condition):
+  return tf.reduce_sum(tf.cast(condition, tf.int32))
+
+
+def _split(values):
+  """Static chunks of a 1-D tensor; dim-0 splits share the buffer (no copy)."""
+  size = values.get_shape().as_list()[0]
+  if size <= _CHUNK_SIZE:
+    return [values]
+  sizes = [_CHUNK_SIZE] * (size // _CHUNK_SIZE)
+  if size % _CHUNK_SIZE:
+    sizes.append(size % _CHUNK_SIZE)
+  return tf.split(values, sizes)
+
+
+def _bracket(values, k, size, sample_size, seed):
+  """Sample bounds (low, high) that hold the k-th largest with high odds.
+
+  A sample of n draws (with replacement) has about k n / N values above the
+  k-th largest, with standard deviation sqrt(n p (1 - p)), p = k / N; the
+  bounds are the sample order statistics 5 deviations (+2) either side.
+  """
   sample_index = tf.random.stateless_uniform(
-      [_SAMPLE_SIZE], seed=_SAMPLE_SEED, minval=0, maxval=size,
-      dtype=tf.int32)
+      [sample_size], seed=seed, minval=0, maxval=size, dtype=tf.int32)
   sample = _sorted_descending(tf.gather(values, sample_index))
-  fraction = tf.cast(k, tf.float32) / float(size)
-  expected = fraction * _SAMPLE_SIZE
+  fraction = tf.cast(k, tf.float32) / tf.cast(size, tf.float32)
+  expected = fraction * sample_size
   margin = _MARGIN_STDDEVS * tf.sqrt(
-      _SAMPLE_SIZE * fraction * (1.0 - fraction)) + 2.0
+      sample_size * fraction * (1.0 - fraction)) + 2.0
   high_index = tf.cast(tf.floor(expected - margin), tf.int32)
   low_index = tf.cast(tf.math.ceil(expected + margin), tf.int32)
   inf = tf.constant(math.inf, values.dtype)
-  high = tf.where(high_index >= 0,
-                  tf.gather(sample, tf.maximum(high_index, 0)), inf)
-  low = tf.where(low_index < _SAMPLE_SIZE,
-                 tf.gather(sample, tf.minimum(low_index, _SAMPLE_SIZE - 1)),
-                 -inf)
+  high = tf.where(high_index >= 0, tf.gather(sample, _clamp(high_index,
+                                                            sample_size)), inf)
+  low = tf.where(low_index < sample_size,
+                 tf.gather(sample, _clamp(low_index, sample_size)), -inf)
   return low, high
+
+
+def _clamp(index, size):
+  return tf.clip_by_value(index, 0, size - 1)
+
+
+def _band_pass(chunks, low, high):
+  """(#(v > high), the values in [low, high]) in one pass over the chunks."""
+  counts, bands = [], []
+  for chunk in chunks:
+    above = chunk > high
+    counts.append(_count(above))
+    in_band = tf.logical_and(chunk >= low, tf.logical_not(above))
+    bands.append(tf.boolean_mask(chunk, in_band))
+  if len(chunks) == 1:
+    return counts[0], bands[0]
+  return tf.add_n(counts), tf.concat(bands, axis=0)
+
+
+def _by_sort(values, k):
+  """(k-th largest, #above, #equal) by sorting `values` (1 <= k <= N)."""
+  ordered = _sorted_descending(values)
+  kth = ordered[k - 1]
+  return kth, _count(ordered > kth), _count(tf.equal(ordered, kth))
+
+
+def _from_band(band, k, above, fallback, select):
+  """Finishes the selection in `band` when the bracket held the k-th value."""
+  rank = k - above
+  found = tf.logical_and(rank >= 1, rank <= tf.size(band))
+
+  def in_band():
+    kth, band_above, at = select(band, rank)
+    return kth, above + band_above, at
+
+  return tf.cond(found, in_band, fallback)
+
+
+def _kth_of_few(values, k):
+  """Selection in a 1-D tensor of dynamic (usually small) size."""
+  size = tf.size(values)
+
+  def bracketed():
+    low, high = _bracket(values, k, size, _INNER_SAMPLE_SIZE,
+                         _INNER_SAMPLE_SEED)
+    above, band = _band_pass([values], low, high)
+    return _from_band(band, k, above, lambda: _by_sort(values, k), _by_sort)
+
+  return tf.cond(size <= _FULL_SORT_MAX_SIZE, lambda: _by_sort(values, k),
+                 bracketed)
 
 
 def kth_largest_with_counts(values, k):
@@ -70,33 +149,10 @@ def kth_largest_with_counts(values, k):
   """
   size = values.get_shape().as_list()[0]
   if size <= _FULL_SORT_MAX_SIZE:
-    ordered = _sorted_descending(values)
-    kth = ordered[k - 1]
-    return kth, _count(ordered > kth), _count(tf.equal(ordered, kth))
-
-  low, high = _bracket(values, k, size)
-  above_band = _count(values > high)
-  candidates = tf.boolean_mask(values, (values >= low) & (values <= high))
-  rank_in_band = k - above_band
-  num_candidates = tf.size(candidates)
-  found = (rank_in_band >= 1) & (rank_in_band <= num_candidates)
-
-  def from_band():
-    ordered = _sorted_descending(candidates)
-    kth = ordered[rank_in_band - 1]
-    return (kth, above_band + _count(ordered > kth),
-            _count(tf.equal(ordered, kth)))
-
-  def from_full_sort():
-    ordered = _sorted_descending(values)
-    kth = ordered[k - 1]
-    return kth, _count(ordered > kth), _count(tf.equal(ordered, kth))
-
-  return tf.cond(found, from_band, from_full_sort)
-
-
-def _count(condition):
-  return tf.reduce_sum(tf.cast(condition, tf.int32))
+    return _by_sort(values, k)
+  low, high = _bracket(values, k, size, _SAMPLE_SIZE, _SAMPLE_SEED)
+  above, band = _band_pass(_split(values), low, high)
+  return _from_band(band, k, above, lambda: _by_sort(values, k), _kth_of_few)
 
 
 def sort_threshold(magnitudes, sparsity):
@@ -123,15 +179,22 @@ def histogram_threshold(magnitudes, sparsity, nbins):
   # Smallest c in [0, N] with float32(c / N) >= s, as upstream's float32 CDF.
   guess = tf.cast(tf.math.ceil(sparsity * size), tf.int32)
   candidates = tf.clip_by_value(guess + tf.constant([-1, 0, 1]), 0, size)
-  meets = tf.cast(candidates, tf.float32) / float(size) >= sparsity
+  # Divide in float64 and round once: a float32 division by the constant N
+  # may be rewritten as a multiplication by 1/N, which rounds differently.
+  fraction = tf.cast(tf.cast(candidates, tf.float64) / float(size), tf.float32)
+  meets = fraction >= sparsity
   count_below = tf.reduce_min(tf.where(meets, candidates, size))
   k = tf.clip_by_value(size - count_below + 1, 1, size)
   kth, _, _ = kth_largest_with_counts(values, k)
   max_value = tf.reduce_max(values)
-  safe_max = tf.where(max_value > 0, max_value, tf.ones([], dtype))
-  bin_index = tf.floor(float(nbins) * (kth / safe_max))
-  bin_index = tf.clip_by_value(bin_index, 0.0, float(nbins - 1))
-  threshold = bin_index / float(nbins) * max_value
+  # Bin and threshold in float64, rounded once, so that no rewrite of a
+  # division by a constant into a multiplication can move a value that sits
+  # exactly on a bin edge.
+  kth64, max64 = tf.cast(kth, tf.float64), tf.cast(max_value, tf.float64)
+  safe_max = tf.where(max64 > 0, max64, tf.ones([], tf.float64))
+  bin_index = tf.clip_by_value(tf.floor(kth64 * nbins / safe_max), 0.0,
+                               float(nbins - 1))
+  threshold = tf.cast(bin_index * max64 / nbins, dtype)
   return tf.where(count_below > 0, threshold, tf.zeros([], dtype))
 
 
@@ -151,9 +214,11 @@ def exact_k_mask(magnitudes, k, seed=None, step=None):
   k = tf.clip_by_value(tf.cast(k, tf.int32), 0, size)
   kth, above, at = kth_largest_with_counts(values, tf.maximum(k, 1))
   needed_ties = k - above
+  # k = 0 keeps nothing: compare against +inf (values are finite here).
+  cut = tf.where(k > 0, kth, tf.constant(math.inf, values.dtype))
 
   def keep_all_ties():
-    return values >= kth
+    return values >= cut
 
   def keep_some_ties():
     tie_index = tf.where(tf.equal(values, kth))[:, 0]
@@ -172,5 +237,4 @@ def exact_k_mask(magnitudes, k, seed=None, step=None):
     return (values > kth) | chosen_mask
 
   mask = tf.cond(needed_ties >= at, keep_all_ties, keep_some_ties)
-  mask = tf.logical_and(mask, k > 0)
   return kth, tf.reshape(mask, shape)
