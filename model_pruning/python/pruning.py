@@ -186,6 +186,19 @@ def _assign_variable(var, value):
   return pruning_utils.variable_assign(var, value)
 
 
+def _last_update_step(spec):
+  """Step of the last mask update when the conditional op runs every step.
+
+  last_mask_update_step starts at 0, so updates come at max(b, f), then every
+  f steps while t <= end_pruning_step. None without an end or an update.
+  """
+  end, frequency = spec.end_pruning_step, spec.pruning_frequency
+  first = max(spec.begin_pruning_step, frequency)
+  if end < 0 or first > end:
+    return None
+  return first + (end - first) // frequency * frequency
+
+
 def _mask_op_name(mask):
   if _is_partitioned(mask):
     return mask.name
@@ -288,6 +301,15 @@ class Pruning(object):
           'end_pruning_step=%d comes before sparsity_function_end_step=%d: '
           'masks stop updating before the schedule reaches target_sparsity=%g.',
           end, spec.sparsity_function_end_step, spec.target_sparsity)
+    last = _last_update_step(spec)
+    if (last is not None and end >= spec.sparsity_function_end_step and
+        last < spec.sparsity_function_end_step):
+      logging.warning(
+          'The last mask update (step %d: every pruning_frequency=%d steps '
+          'up to end_pruning_step=%d) comes before sparsity_function_end_step'
+          '=%d: masks never reach target_sparsity=%g. Lower the frequency or '
+          'move end_pruning_step.', last, spec.pruning_frequency, end,
+          spec.sparsity_function_end_step, spec.target_sparsity)
     if end >= 0 and end - spec.begin_pruning_step < spec.pruning_frequency:
       logging.warning(
           'pruning_frequency=%d is longer than the pruning window [%d, %d]: '
