@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+_NO_TESTS_COLLECTED = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
+
 
 def _pytest_args(test_file, extra_args):
   """Returns the pytest command line for `test_file` under Bazel's env."""
@@ -36,7 +38,13 @@ def main(argv):
   python_path = os.environ.get('PYTHONPATH')
   os.environ['PYTHONPATH'] = (repo_root + os.pathsep + python_path
                               if python_path else repo_root)
-  return pytest.main(_pytest_args(argv[1], argv[2:]))
+  exit_code = pytest.main(_pytest_args(argv[1], argv[2:]))
+  if exit_code == _NO_TESTS_COLLECTED:
+    print('%s ran no tests. If every test in it is @pytest.mark.slow and '
+          'slow tests were deselected (-m "not slow"), add the file to '
+          'SLOW_TESTS in BUILD so --test_tag_filters=-slow skips it.'
+          % argv[1], file=sys.stderr)
+  return exit_code
 
 
 if __name__ == '__main__':
