@@ -188,6 +188,23 @@ def test_tflite_sparse_encoded_tensor_reported_with_what_is_known(tmp_path):
   assert '2:4 n/a' in check_sparsity.format_report(report)
 
 
+def test_tflite_int8_weights_zero_point_counts_as_zero(tmp_path):
+  weights, mask = _nm_pruned((64, 32), seed=8)  # > 1024 values: quantized
+  with tf.Graph().as_default():
+    inputs = tf.compat.v1.placeholder(tf.float32, [1, 64])
+    outputs = tf.matmul(inputs, tf.constant(weights * mask))
+    with tf.compat.v1.Session() as sess:
+      converter = tf.compat.v1.lite.TFLiteConverter.from_session(
+          sess, [inputs], [outputs])
+      converter.optimizations = [tf.lite.Optimize.DEFAULT]
+      (tmp_path / 'int8.tflite').write_bytes(converter.convert())
+  report = check_sparsity.check(str(tmp_path / 'int8.tflite'), m_by_n='2:4')
+  [entry] = report['weights']
+  assert (entry['shape'], entry['dtype'], entry['note']) == (
+      [32, 64], 'int8', 'quantized')
+  assert entry['sparsity'] == 0.5 and report['ok']
+
+
 def test_filters_min_rank_and_name_regex(tmp_path):
   _save_checkpoint(tmp_path)
   names = lambda **kw: sorted(_by_name(check_sparsity.check(

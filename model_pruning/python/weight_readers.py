@@ -120,13 +120,15 @@ def _split(name):
 
 def _mask_pairs(shapes, dtypes):
   """Yields (weight_name, mask_name) for every same-shape sibling of a mask."""
+  by_scope = {}
+  for name in sorted(shapes):
+    by_scope.setdefault(_split(name)[0], []).append(name)
   for mask_name in sorted(shapes):
     scope, leaf = _split(mask_name)
     if leaf != 'mask':
       continue
-    for name in sorted(shapes):
-      sib_scope, sib_leaf = _split(name)
-      if (sib_scope == scope and sib_leaf not in _PRUNING_VARIABLE_LEAVES
+    for name in by_scope[scope]:
+      if (_split(name)[1] not in _PRUNING_VARIABLE_LEAVES
           and shapes[name] == shapes[mask_name]
           and dtypes[name].is_floating):
         yield name, mask_name
