@@ -337,3 +337,18 @@ def test_group_gradient_option_needs_group_gradients():
         'group_sparsity_map=[g1:0.5]'), global_step=global_step)
     with pytest.raises(ValueError, match='gradient'):
       p.mask_update_op()
+
+
+def test_do_not_prune_members_keep_their_masks_and_leave_the_group():
+  values = [_values([6, 6], 1.0, 0), _values([20], 1.0, 1)]
+  with tf.Graph().as_default():
+    global_step = _past_schedule_end()
+    for name, value in zip('ab', values):
+      _add_weight(name, 'g1', value)
+    p = pruning.Pruning(_hparams(
+        'threshold_method=exact,group_pruning=true,do_not_prune=[^b/],'
+        'group_sparsity_map=[g1:0.5]'), global_step=global_step)
+    masks = _run_update(p)
+  np.testing.assert_array_equal(masks['b/mask'], np.ones([20]))
+  (expected,) = ref.joint_masks([np.abs(values[0])], 0.5, 'exact')
+  np.testing.assert_array_equal(masks['a/mask'], expected)
