@@ -1,4 +1,4 @@
-"""End to end: the main job (generate, train with pruning, eval, strip) on tiny data.
+"""End to end: the main job (generate, train, eval, strip) on tiny data.
 
 Runs `python3 -m examples.cifar10.run_main_job` as a subprocess, exactly as
 the README does, with a handful of steps and records.

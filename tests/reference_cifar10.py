@@ -9,7 +9,7 @@ RECORD_BYTES = 3073
 
 
 def parse_cifar10_bytes(data):
-  """Returns labels int [n] and HWC uint8 images [n, 32, 32, 3] from raw bytes."""
+  """Returns labels [n] and HWC uint8 images [n, 32, 32, 3] from raw bytes."""
   records = np.frombuffer(data, dtype=np.uint8).reshape(-1, RECORD_BYTES)
   labels = records[:, 0].astype(np.int64)
   planes = records[:, 1:].reshape(-1, 3, 32, 32)  # channel, row, column

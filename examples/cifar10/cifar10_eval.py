@@ -24,8 +24,9 @@ _EVAL_DIR = flags.DEFINE_string('eval_dir', '/tmp/cifar10_eval',
                                 'Directory for event logs (never deleted).')
 _EVAL_DATA = flags.DEFINE_enum('eval_data', 'test', ['test', 'train_eval'],
                                'Evaluate on the test file or the train files.')
-_CHECKPOINT_DIR = flags.DEFINE_string('checkpoint_dir', '/tmp/cifar10_train',
-                                      'Directory with the training checkpoints.')
+_CHECKPOINT_DIR = flags.DEFINE_string(
+    'checkpoint_dir', '/tmp/cifar10_train',
+    'Directory with the training checkpoints.')
 _EVAL_INTERVAL_SECS = flags.DEFINE_integer(
     'eval_interval_secs', 300, 'Seconds between evaluations.', lower_bound=0)
 _NUM_EXAMPLES = flags.DEFINE_integer('num_examples', 10000,

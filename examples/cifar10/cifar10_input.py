@@ -44,7 +44,7 @@ HOW_TO_GET_DATA = (
 
 
 class CIFAR10Record(object):
-  """One decoded record: `key`, `label` ([1] int32), `uint8image` ([32,32,3])."""
+  """A decoded record: `key`, `label` ([1] int32), `uint8image` ([32,32,3])."""
   height = ORIGINAL_SIZE
   width = ORIGINAL_SIZE
   depth = DEPTH

@@ -22,7 +22,8 @@ from model_pruning.python import pruning
 
 IMAGE_SIZE = cifar10_input.IMAGE_SIZE
 NUM_CLASSES = cifar10_input.NUM_CLASSES
-NUM_EXAMPLES_PER_EPOCH_FOR_TRAIN = cifar10_input.NUM_EXAMPLES_PER_EPOCH_FOR_TRAIN
+NUM_EXAMPLES_PER_EPOCH_FOR_TRAIN = (
+    cifar10_input.NUM_EXAMPLES_PER_EPOCH_FOR_TRAIN)
 NUM_EXAMPLES_PER_EPOCH_FOR_EVAL = cifar10_input.NUM_EXAMPLES_PER_EPOCH_FOR_EVAL
 
 BATCH_SIZE = 128
@@ -58,7 +59,7 @@ def _variable_on_cpu(name, shape, initializer):
 
 
 def _variable_with_weight_decay(name, shape, stddev, wd):
-  """A truncated-normal variable; adds `wd * l2_loss(var)` to 'losses' if wd set.
+  """Truncated-normal variable; adds `wd * l2_loss(var)` to 'losses' if wd set.
 
   `wd=0.0` still adds a (zero) term, as upstream did.
   """

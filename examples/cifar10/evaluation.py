@@ -20,7 +20,7 @@ INPUT_NODE_NAME = 'images'
 
 
 def _restore_saver():
-  """A Saver mapping the moving averages onto the model's trainable variables."""
+  """A Saver loading the moving averages into the trainable variables."""
   variable_averages = tf.compat.v1.train.ExponentialMovingAverage(
       cifar10.MOVING_AVERAGE_DECAY)
   return tf.compat.v1.train.Saver(variable_averages.variables_to_restore())

@@ -18,7 +18,8 @@ so a few hundred training steps reach well above the 10% chance level.
 Same seed, same bytes.
 
 Usage:
-  python3 -m examples.cifar10.make_synthetic_cifar10 --data_dir=/tmp/cifar10_data
+  python3 -m examples.cifar10.make_synthetic_cifar10 \
+    --data_dir=/tmp/cifar10_data
 """
 from absl import app
 from absl import flags

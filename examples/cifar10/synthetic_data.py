@@ -70,7 +70,7 @@ def encode_records(labels, images):
 
 def write_synthetic_cifar10(data_dir, train_records_per_batch=1000,
                             test_records=1000, seed=0):
-  """Writes the six CIFAR-10 binary files under `<data_dir>/cifar-10-batches-bin`.
+  """Writes the six CIFAR-10 files to `<data_dir>/cifar-10-batches-bin`.
 
   Existing files of the same names are overwritten; nothing else is touched.
 

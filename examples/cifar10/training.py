@@ -76,7 +76,7 @@ def train(train_dir, data_dir, pruning_hparams='', max_steps=1000000,
           batch_size=cifar10.BATCH_SIZE, log_frequency=10,
           log_device_placement=False,
           num_threads=cifar10_input.DEFAULT_NUM_THREADS):
-  """Trains with pruning until global step `max_steps`; checkpoints to train_dir.
+  """Trains with pruning up to global step `max_steps`, checkpointing.
 
   Args:
     train_dir: checkpoint/event directory (resumed if it holds a checkpoint).
