@@ -27,6 +27,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from model_pruning.python import training_services
+
 # slim's sentinel for "build the default": an int, so `is None` stays distinct.
 _USE_DEFAULT = 0
 
@@ -301,7 +303,7 @@ def _run_until_done(supervisor, graph, step_fn, train_op, global_step,
           config=session_config) as sess:
         logging.info('Starting Session.')
         if is_chief and logdir:
-          _start_standard_services(supervisor, sess, graph)
+          training_services.start_standard_services(supervisor, sess, graph)
         elif not is_chief and startup_delay_steps > 0:
           _wait_for_step(sess, global_step,
                          min(startup_delay_steps, number_of_steps or sys.maxsize))
@@ -323,89 +325,6 @@ def _run_until_done(supervisor, graph, step_fn, train_op, global_step,
     except tf.errors.AbortedError:
       # A restarted distributed server aborts the session: start over.
       logging.info('Retrying training!')
-
-
-def _start_standard_services(supervisor, sess, graph):
-  """`Supervisor.start_standard_services`, each service run inside `graph`.
-
-  The Supervisor's own service threads run in TF 2's default eager mode, where
-  reading the global step or saving a checkpoint from a graph session fails;
-  these `LooperThread`s do the same work (summaries and steps/sec every
-  save_summaries_secs, a checkpoint every save_model_secs, each also once at
-  start) with `graph` as their default graph. They stop with the
-  supervisor's coordinator.
-  """
-  writer = supervisor.summary_writer
-  step = supervisor.global_step
-  if step is not None and writer:
-    writer.add_session_log(
-        tf.compat.v1.SessionLog(status=tf.compat.v1.SessionLog.START),
-        sess.run(step))
-  services = []
-  if supervisor.save_summaries_secs and writer:
-    if supervisor.summary_op is not None:
-      services.append((supervisor.save_summaries_secs, _write_summaries))
-    if step is not None:
-      services.append((supervisor.save_summaries_secs, _StepCounter(sess)))
-  if supervisor.saver and supervisor.save_model_secs:
-    services.append((supervisor.save_model_secs, _save_checkpoint))
-  threads = []
-  for interval_secs, service in services:
-    threads.append(tf.compat.v1.train.LooperThread(
-        supervisor.coord, interval_secs, target=_in_graph(graph, service),
-        args=(supervisor, sess)))
-  for thread in threads:
-    thread.start()
-  return threads
-
-
-def _in_graph(graph, fn):
-  """Returns `fn` made to run with `graph` as the thread's default graph."""
-
-  def run(*args):
-    with graph.as_default():
-      fn(*args)
-
-  return run
-
-
-def _write_summaries(supervisor, sess):
-  """Runs the summary op and writes it at the current global step."""
-  if supervisor.global_step is None:
-    summary, step = sess.run(supervisor.summary_op), None
-  else:
-    summary, step = sess.run([supervisor.summary_op, supervisor.global_step])
-  logging.info('Recording summary at step %s.', step)
-  supervisor.summary_writer.add_summary(summary, step)
-
-
-def _save_checkpoint(supervisor, sess):
-  """Saves a checkpoint to `logdir` tagged with the global step."""
-  logging.info('Saving checkpoint to path %s', supervisor.save_path)
-  supervisor.saver.save(sess, supervisor.save_path,
-                        global_step=supervisor.global_step)
-
-
-class _StepCounter:
-  """Writes the `global_step/sec` summary: steps done since the last call."""
-
-  def __init__(self, sess):
-    self._last_step = None
-    self._last_time = time.time()
-    del sess  # The session arrives with each call.
-
-  def __call__(self, supervisor, sess):
-    current_step = int(sess.run(supervisor.global_step))
-    current_time = time.time()
-    if self._last_step is not None:
-      elapsed = current_time - self._last_time
-      steps_per_sec = ((current_step - self._last_step) / elapsed
-                       if elapsed > 0 else float('inf'))
-      supervisor.summary_writer.add_summary(
-          tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(
-              tag='global_step/sec', simple_value=steps_per_sec)]),
-          current_step)
-    self._last_step, self._last_time = current_step, current_time
 
 
 def _loop(supervisor, sess, step_fn, train_op, global_step, train_step_kwargs,
