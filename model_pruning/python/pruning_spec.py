@@ -100,7 +100,7 @@ def _check_range(name, value, low, high, high_inclusive=False):
   ok = low <= value <= high if high_inclusive else low <= value < high
   if not ok:
     bracket = ']' if high_inclusive else ')'
-    raise ValueError('%s must be in [%s, %s%s, got %r' %
+    raise ValueError('%s must be in [%g, %g%s, got %r' %
                      (name, low, high, bracket, value))
 
 
