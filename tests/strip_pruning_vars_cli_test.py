@@ -35,6 +35,13 @@ _NATIVE_LOG_RE = re.compile(
     r'^([IWEF]\d{4} \S+ +\d+ \S+\.cc:\d+\]|WARNING: All log messages before '
     r'absl::InitializeLog)')
 
+def _session(graph=None):
+  """A session without Grappler, whose rewrites can differ between graphs."""
+  config = tf.compat.v1.ConfigProto()
+  config.graph_options.rewrite_options.disable_meta_optimizer = True
+  return tf.compat.v1.Session(graph=graph, config=config)
+
+
 Checkpoints = collections.namedtuple(
     'Checkpoints', ['root', 'pruned_dir', 'pruned_prefix', 'unpruned_dir',
                     'reference', 'masked_weights'])
@@ -59,7 +66,7 @@ def _save_pruned(checkpoint_dir):
     spec = pruning.get_pruning_hparams().parse(_HPARAMS)
     update_op = pruning.Pruning(
         spec, global_step=global_step).conditional_mask_update_op()
-    with tf.compat.v1.Session() as sess:
+    with _session() as sess:
       sess.run(tf.compat.v1.global_variables_initializer())
       for _ in range(_STEPS):
         sess.run(train_op)
@@ -78,7 +85,7 @@ def _save_unpruned(checkpoint_dir):
     global_step = tf.compat.v1.train.get_or_create_global_step()
     _build_fc_model()
     pruning.Pruning(pruning.get_pruning_hparams(), global_step=global_step)
-    with tf.compat.v1.Session() as sess:
+    with _session() as sess:
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(global_step.assign(_UNPRUNED_STEP))
       tf.compat.v1.train.Saver().save(
@@ -168,7 +175,7 @@ def _own_stderr_lines(process):
 def _run_graph_def(graph_def):
   with tf.Graph().as_default() as graph:
     tf.compat.v1.import_graph_def(graph_def, name='final')
-    with tf.compat.v1.Session(graph=graph) as sess:
+    with _session(graph) as sess:
       return sess.run('final/output:0')
 
 

@@ -26,6 +26,14 @@ _STEPS = 20
 _SPARSITY = 0.5
 
 
+def _session(graph=None):
+  """A session without Grappler: it may rewrite `a*3 + a*4` to `a*7` in one
+  graph and not the other (it has deadlines), which changes the last bit."""
+  config = tf.compat.v1.ConfigProto()
+  config.graph_options.rewrite_options.disable_meta_optimizer = True
+  return tf.compat.v1.Session(graph=graph, config=config)
+
+
 def _conv_apply_mask():
   """Five 3x3 convs on masked kernels (apply_mask + tf.nn), 4 -> 39 chans."""
   net, depth = tf.ones([8, 7, 9, 4]), 4
@@ -91,7 +99,7 @@ def _count_nodes(graph_def, suffix):
 def _run_graph_def(graph_def, tensor_name):
   with tf.Graph().as_default() as graph:
     tf.compat.v1.import_graph_def(graph_def, name='final')
-    with tf.compat.v1.Session(graph=graph) as sess:
+    with _session(graph) as sess:
       return sess.run('final/' + tensor_name)
 
 
@@ -112,7 +120,7 @@ def _train_prune_and_save(model_fn, checkpoint_dir):
   mask_update_op = pruning.Pruning(
       spec, global_step=global_step,
       sparsity=sparsity).conditional_mask_update_op()
-  with tf.compat.v1.Session() as sess:
+  with _session() as sess:
     sess.run(tf.compat.v1.global_variables_initializer())
     for _ in range(_STEPS):
       sess.run(train_op)
@@ -175,7 +183,7 @@ def _masked_variable(name, shape, mask_value):
 
 
 def _save(checkpoint_dir, global_step_value=0):
-  with tf.compat.v1.Session() as sess:
+  with _session() as sess:
     sess.run(tf.compat.v1.global_variables_initializer())
     step = tf.compat.v1.train.get_global_step()
     if step is not None:

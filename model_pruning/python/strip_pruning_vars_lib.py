@@ -91,9 +91,12 @@ def _evaluate(graph_def, tensor_names):
   """Evaluates tensors of `graph_def` in a fresh graph; returns ndarrays."""
   if not tensor_names:
     return []
+  # Without Grappler the products are computed exactly as written.
+  config = tf.compat.v1.ConfigProto()
+  config.graph_options.rewrite_options.disable_meta_optimizer = True
   with tf.Graph().as_default() as graph:
     tf.compat.v1.import_graph_def(graph_def, name='')
-    with tf.compat.v1.Session(graph=graph) as sess:
+    with tf.compat.v1.Session(graph=graph, config=config) as sess:
       return sess.run(list(tensor_names))
 
 
