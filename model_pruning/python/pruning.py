@@ -432,12 +432,16 @@ class Pruning(object):
           self._get_sparsity(name), threshold, self._method())
 
   def _m_by_n_mask(self, weights, threshold, m_by_n, gradients, name):
+    # The part of the schedule done is measured against the weight's own
+    # target (its weight_sparsity_map entry), so it too ends exactly M:N.
+    target = pruning_spec.lookup_map(self._weight_sparsity_map, name,
+                                     'weight_sparsity_map')
     with tf.compat.v1.name_scope(name + '_pruning_ops'):
       saliency = saliency_masks.saliency(weights, gradients,
                                          self.use_gradient())
       return saliency_masks.m_by_n_mask(
           saliency, m_by_n, self._get_sparsity(name),
-          self._spec.target_sparsity, name,
+          self._spec.target_sparsity if target is None else target, name,
           fallback=lambda: saliency_masks.elementwise_mask(
               saliency, self._get_sparsity(name), threshold, self._method()))
 
