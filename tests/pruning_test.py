@@ -534,3 +534,41 @@ def test_mask_update_op_updates_every_mask_in_one_run():
   with _session() as sess:
     sess.run(update)
     assert [np.count_nonzero(v) for v in sess.run(masked)] == [30] * 4
+
+
+def _fused_or_separate_run(fused):
+  """Mask sparsity per step with the update fused into the train step or not."""
+  weights = _linspace_weight()
+  masked = pruning.apply_mask(weights)
+  global_step = tf.compat.v1.train.get_global_step()
+  # A 'train op' that moves the weights and advances the step.
+  train_op = tf.group(tf.compat.v1.assign_add(weights, tf.ones([100]) * 0.5),
+                      tf.compat.v1.assign_add(global_step, 1))
+  p = pruning.Pruning(_hparams(
+      'pruning_frequency=3,sparsity_function_end_step=12,target_sparsity=0.8,'
+      'threshold_decay=0,threshold_method=sort'))
+  if fused:
+    with tf.control_dependencies([train_op]):
+      step_op = p.conditional_mask_update_op()
+  else:
+    step_op = p.conditional_mask_update_op()
+  counts = []
+  with _session() as sess:
+    for _ in range(15):
+      if fused:
+        sess.run(step_op)
+      else:
+        sess.run(train_op)
+        sess.run(step_op)
+      counts.append((sess.run(global_step), np.count_nonzero(sess.run(masked)),
+                     sess.run(p._last_update_step)))
+  return counts
+
+
+def test_update_fused_with_train_op_sees_the_new_step():
+  fused = _fused_or_separate_run(fused=True)
+  assert [c[2] for c in fused if c[2] == c[0]] == [3, 6, 9, 12, 15]
+  with tf.Graph().as_default():
+    tf.compat.v1.train.get_or_create_global_step()
+    separate = _fused_or_separate_run(fused=False)
+  assert fused == separate

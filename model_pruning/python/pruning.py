@@ -14,6 +14,8 @@ registers them in index-aligned graph collections; `Pruning` reads those
 collections and builds the ops that recompute every mask from the current
 weight magnitudes and the sparsity schedule (SPEC 2.2-2.4).
 """
+import contextlib
+
 from absl import logging
 import tensorflow as tf
 
@@ -226,7 +228,8 @@ class Pruning(object):
     self.matrix_compression_spec = self._spec
     self._parse_maps()
     self._warn_about_schedule()
-    self._global_step = self._setup_global_step(global_step)
+    self._global_step_source = self._find_global_step(global_step)
+    self._global_step = tf.cast(self._global_step_source, tf.int32)
     with tf.compat.v1.name_scope(self._spec.name) as name_scope:
       self._name_scope = name_scope
       self._progress = self._schedule_progress()
@@ -235,6 +238,7 @@ class Pruning(object):
                                        name='hparams_json')
     tf.compat.v1.add_to_collection(HPARAMS_COLLECTION, self._hparams_json)
     self._external_sparsity = sparsity is not None
+    self._external_sparsity_source = sparsity
     self._assign_ops = []
     self._last_update_step = self._setup_step_variable(
         graph_keys.LAST_MASK_UPDATE_STEP_NAME)
@@ -323,7 +327,7 @@ class Pruning(object):
           spec.pruning_frequency, window)
 
   @staticmethod
-  def _setup_global_step(global_step):
+  def _find_global_step(global_step):
     if global_step is None:
       global_step = tf.compat.v1.train.get_global_step()
     if global_step is None:
@@ -331,7 +335,33 @@ class Pruning(object):
           'Could not get the global step: create one with '
           'tf.compat.v1.train.get_or_create_global_step() or pass '
           'Pruning(global_step=...).')
-    return tf.cast(global_step, tf.int32)
+    return global_step
+
+  @contextlib.contextmanager
+  def _fresh_step(self):
+    """Rebuilds step, progress and sparsity from reads made in this context.
+
+    Update ops built under `tf.control_dependencies([train_op])` then see the
+    step and weights as the train op left them, so the update can run in the
+    same `session.run` as training.
+    """
+    saved = (self._global_step, self._progress, self._sparsity)
+    try:
+      step = self._global_step_source
+      if hasattr(step, 'read_value'):
+        step = step.read_value()
+      self._global_step = tf.cast(step, tf.int32)
+      self._progress = self._schedule_progress()
+      if self._external_sparsity:
+        external = self._external_sparsity_source
+        self._sparsity = tf.convert_to_tensor(
+            external.read_value() if hasattr(external, 'read_value')
+            else external)
+      else:
+        self._sparsity = self._polynomial(self._spec.target_sparsity)
+      yield
+    finally:
+      self._global_step, self._progress, self._sparsity = saved
 
   def _schedule_progress(self):
     spec = self._spec
@@ -579,7 +609,7 @@ class Pruning(object):
     May be called any number of times, also inside `tf.cond`: each call
     builds its own ops from the collections as they are now.
     """
-    with tf.compat.v1.name_scope(self._name_scope):
+    with tf.compat.v1.name_scope(self._name_scope), self._fresh_step():
       prerequisites = self._gradient_chain()
       with tf.control_dependencies(prerequisites):
         if self._spec.group_pruning:
@@ -599,7 +629,7 @@ class Pruning(object):
     pred = (t >= begin) and (t <= end or end < 0) and (last + freq <= t)
     """
     spec = self._spec
-    with tf.compat.v1.name_scope(self._name_scope):
+    with tf.compat.v1.name_scope(self._name_scope), self._fresh_step():
       step = self._global_step
       in_window = tf.logical_and(
           tf.greater_equal(step, spec.begin_pruning_step),
