@@ -45,14 +45,28 @@ _AS_TEXT = flags.DEFINE_bool(
 _OUTPUT_FORMAT = flags.DEFINE_enum(
     'output_format', 'graphdef', ['graphdef', 'tflite'],
     'graphdef: a frozen GraphDef; tflite: a TFLite flatbuffer.')
+_TFLITE_QUANTIZATION = flags.DEFINE_enum(
+    'tflite_quantization', 'none', ['none', 'float16', 'int8'],
+    'With --output_format=tflite: none (float32), float16 weights, or int8 '
+    'dynamic-range quantization.')
+_INPUT_NODE_NAMES = flags.DEFINE_string(
+    'input_node_names', '',
+    'With --output_format=tflite: comma-separated input Placeholder names '
+    '(default: the Placeholders the outputs depend on).')
+_INPUT_SHAPES = flags.DEFINE_string(
+    'input_shapes', '',
+    'With --output_format=tflite: one shape per input, e.g. 1,24,24,3:1,10 '
+    '(-1 keeps a dimension unknown; default: the graph\'s shapes).')
 
 _PROGRAM = 'strip_pruning_vars'
 
 # What one strip run produced: the written path, a WeightReport per folded
 # weight, the SizeSummary, the checkpoint's global step (None if unknown) and
-# the unpruned-checkpoint warning (None if none).
+# the unpruned-checkpoint warning (None if none); with --output_format=tflite
+# the exporter's dense vs sparse sizes (tflite_export.TfliteSizes), else None.
 StripResult = collections.namedtuple(
-    'StripResult', ['path', 'reports', 'sizes', 'global_step', 'warning'])
+    'StripResult', ['path', 'reports', 'sizes', 'global_step', 'warning',
+                    'tflite_sizes'], defaults=(None,))
 
 
 def _current_umask():
@@ -89,8 +103,11 @@ def _write_bytes(data):
   return write
 
 
-def _tflite_writer(graph_def, output_node_names, options):
-  """A write_fn that exports `graph_def` with tflite_export (lazy import)."""
+def _tflite_writer(graph_def, output_node_names, options, exported):
+  """A write_fn that exports `graph_def` with tflite_export (lazy import).
+
+  The exporter's return value (its size report) is appended to `exported`.
+  """
   try:
     from model_pruning.python import tflite_export  # pylint: disable=g-import-not-at-top
   except ImportError as error:
@@ -100,8 +117,8 @@ def _tflite_writer(graph_def, output_node_names, options):
                     ) from None
 
   def write(temp_path):
-    tflite_export.export_stripped_graph(graph_def, output_node_names,
-                                        temp_path, **options)
+    exported.append(tflite_export.export_stripped_graph(
+        graph_def, output_node_names, temp_path, **options))
   return write
 
 
@@ -152,8 +169,10 @@ def strip_checkpoint(checkpoint, output_node_names, output_path,
   frozen = strip_pruning_vars_lib.graph_def_from_checkpoint(checkpoint, names)
   state = strip_pruning_vars_lib.read_pruning_state(checkpoint)
   stripped, folded = strip_pruning_vars_lib.fold_masked_weights(frozen, names)
+  exported = []
   if output_format == 'tflite':
-    write_fn = _tflite_writer(stripped, names, dict(tflite_options or {}))
+    write_fn = _tflite_writer(stripped, names, dict(tflite_options or {}),
+                              exported)
   elif as_text:
     write_fn = _write_bytes(text_format.MessageToString(stripped).encode())
   else:
@@ -171,7 +190,8 @@ def strip_checkpoint(checkpoint, output_node_names, output_path,
       path=output_path, reports=reports,
       sizes=strip_report.size_summary(data, reports),
       global_step=state.global_step,
-      warning=strip_report.unpruned_warning(reports, state.global_step))
+      warning=strip_report.unpruned_warning(reports, state.global_step),
+      tflite_sizes=exported[0] if exported else None)
   _log_reports(result)
   return result
 
@@ -209,6 +229,23 @@ def _output_path_from_flags():
   return os.path.join(_OUTPUT_DIR.value, filename)
 
 
+def _tflite_options_from_flags():
+  """tflite_export.export_stripped_graph keyword arguments (tflite only)."""
+  if _OUTPUT_FORMAT.value != 'tflite':
+    return None
+  return dict(quantization=_TFLITE_QUANTIZATION.value,
+              input_node_names=_INPUT_NODE_NAMES.value or None,
+              input_shapes=_INPUT_SHAPES.value or None)
+
+
+def _print_tflite_sizes(tflite_sizes):
+  """Prints the exporter's dense vs sparse TFLite sizes, if it gave any."""
+  if tflite_sizes is None:
+    return
+  from model_pruning.python import tflite_export  # pylint: disable=g-import-not-at-top
+  print(tflite_export.format_sizes(tflite_sizes))
+
+
 def _fail(message):
   """Prints one error line to stderr and exits with status 1."""
   text = ' '.join(str(message).split())
@@ -225,18 +262,25 @@ def main(argv):
                          '--output_node_names=logits or =out1,out2')
   if _AS_TEXT.value and _OUTPUT_FORMAT.value == 'tflite':
     raise app.UsageError('--as_text applies to --output_format=graphdef only')
+  tflite_flags = [name for name in ('tflite_quantization', 'input_node_names',
+                                    'input_shapes') if flags.FLAGS[name].present]
+  if tflite_flags and _OUTPUT_FORMAT.value != 'tflite':
+    raise app.UsageError('--%s applies to --output_format=tflite only' %
+                         tflite_flags[0])
   # TF's own deprecation chatter would bury the report and error lines.
   tf.get_logger().setLevel('ERROR')
   try:
     result = strip_checkpoint(
         checkpoint, _OUTPUT_NODE_NAMES.value, _output_path_from_flags(),
-        as_text=_AS_TEXT.value, output_format=_OUTPUT_FORMAT.value)
+        as_text=_AS_TEXT.value, output_format=_OUTPUT_FORMAT.value,
+        tflite_options=_tflite_options_from_flags())
   except (ValueError, OSError) as error:
     _fail(error)
   except tf.errors.OpError as error:
     _fail(strip_pruning_vars_lib.error_summary(error))
   print(strip_report.format_table(result.reports, step=result.global_step))
   print(strip_report.format_sizes(result.sizes))
+  _print_tflite_sizes(result.tflite_sizes)
   if result.warning:
     print('WARNING: %s' % result.warning)
   print('Wrote %s' % result.path)
