@@ -1,0 +1,79 @@
+"""Shared helpers of the benchmark scripts: timing, machine facts, output.
+
+Every figure is the median of `repeats` timed runs after `warmup` untimed
+ones, so one slow run (another process, a page-fault storm) does not move it.
+"""
+import json
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import tensorflow as tf
+
+
+def median_ms(fn, repeats, warmup):
+  """Median wall time of `fn()` in milliseconds, after `warmup` calls."""
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return 1e3 * statistics.median(times)
+
+
+def session_config(threads):
+  """A session config with `threads` intra- and inter-op threads."""
+  return tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
+                                  inter_op_parallelism_threads=threads)
+
+
+def _cpu_model():
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or 'unknown'
+
+
+def machine():
+  """Facts that make a timing comparable: CPU, cores, load, versions."""
+  return dict(cpu=_cpu_model(), cores=os.cpu_count(),
+              load_average=[round(x, 2) for x in os.getloadavg()],
+              python=platform.python_version(), tensorflow=tf.__version__,
+              numpy=np.__version__, platform=platform.platform(),
+              date=time.strftime('%Y-%m-%d %H:%M:%S %Z'))
+
+
+def print_table(columns, rows):
+  """Prints rows (dicts) as a fixed-width table with the given columns."""
+  cells = [[_format(row.get(c)) for c in columns] for row in rows]
+  widths = [max([len(c)] + [len(r[i]) for r in cells])
+            for i, c in enumerate(columns)]
+  print('  '.join(c.rjust(w) for c, w in zip(columns, widths)))
+  for r in cells:
+    print('  '.join(v.rjust(w) for v, w in zip(r, widths)))
+
+
+def _format(value):
+  if value is None:
+    return '-'
+  if isinstance(value, float):
+    return '%.3g' % value if abs(value) < 10 else '%.1f' % value
+  return str(value)
+
+
+def write_json(path, payload):
+  """Writes `payload` as indented JSON, creating the directory."""
+  directory = os.path.dirname(path)
+  if directory:
+    os.makedirs(directory, exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(payload, f, indent=1, sort_keys=True)
+  print('wrote %s' % path)
