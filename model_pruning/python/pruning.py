@@ -530,19 +530,35 @@ class Pruning(object):
     A group is listed when it appears in group_sparsity_map or
     group_block_dims_map. Fix Q28: weights of unlisted groups, and weights
     added with plain `apply_mask`, are pruned on their own as without groups.
+    Members with an N:M pattern are pruned N:M on their own, too.
     """
     if not self._spec.group_pruning:
       raise ValueError('Group pruning is not enabled: set group_pruning=true.')
     listed = set(self._group_sparsity_map) | set(self._group_block_dims_map)
     assign_ops, grouped = [], set()
     for group in sorted(listed - {UNGROUPED_GROUP_NAME}):
-      members = self._pruned_weights_of_group(group)
+      members = [m for m in self._pruned_weights_of_group(group)
+                 if not self._leaves_group_for_m_by_n(group, m[2])]
       grouped.update(id(member[0]) for member in members)
       members = [m for m in members if not self._is_excluded(m[0])]
       if members:
         assign_ops.extend(self._group_assign_ops(group, members))
     assign_ops.extend(self._get_mask_assign_ops(skip=grouped))
     return assign_ops
+
+  def _leaves_group_for_m_by_n(self, group, weight):
+    """True, with a warning, for a group member that has an N:M pattern.
+
+    The pattern fixes the member's own mask (at most M of every N), which a
+    joint threshold would break, so the member is pruned N:M on its own.
+    """
+    name = weight_name(weight)
+    if self._get_m_by_n(name) is None:
+      return False
+    logging.warning('%s has an N:M pattern (sparsity_m_by_n or m_by_n_map): '
+                    'it is pruned N:M on its own, outside group %s\'s joint '
+                    'threshold.', name, group)
+    return True
 
   def _pruned_weights_of_group(self, group):
     masks = get_masks(group)
