@@ -326,6 +326,33 @@ def test_m_by_n_map_with_two_matching_entries_names_both():
       p.mask_update_op()
 
 
+def test_group_member_with_a_pattern_is_pruned_m_by_n_on_its_own():
+  """N:M wins over a group's joint threshold; the others stay joint."""
+  joint = ref.distinct_weights((2, 10, 6), seed=13)  # b and c: no ties
+  arrays = [ref.distinct_weights((10, 6), seed=14), joint[0], joint[1]]
+  with tf.Graph().as_default():
+    step = tf.compat.v1.train.get_or_create_global_step()
+    for name in 'abc':
+      with tf.compat.v1.variable_scope(name) as scope:
+        variable = tf.compat.v1.get_variable('weights', shape=[10, 6])
+        pruning.apply_mask_with_group(variable, scope, group_name='g1')
+    hparams = _hparams(
+        'group_pruning=true,group_sparsity_map=[g1:0.5],m_by_n_map=[^a/:2:4]',
+        threshold_method='exact', target_sparsity=0.5, initial_sparsity=0.5)
+    p = pruning.Pruning(hparams, global_step=step)
+    with _absl_warnings() as warnings:
+      update = p.mask_update_op()
+    with tf.compat.v1.Session() as sess:
+      run = _Run(sess, step, update)
+      for i, array in enumerate(arrays):
+        run.load(i, array)
+      masks = run.update(step=0)
+  assert [w for w in warnings if 'a/weights has an N:M pattern' in w]
+  _check_m_by_n(masks[0], arrays[0], 2, 4)
+  np.testing.assert_array_equal(np.stack(masks[1:]),
+                                ref.top_k_mask(joint, 0.5))
+
+
 # --- masks follow the weights at every update -------------------------------
 
 
