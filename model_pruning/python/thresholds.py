@@ -150,7 +150,9 @@ def kth_largest_with_counts(values, k):
   size = values.get_shape().as_list()[0]
   if size <= _FULL_SORT_MAX_SIZE:
     return _by_sort(values, k)
-  low, high = _bracket(values, k, size, _SAMPLE_SIZE, _SAMPLE_SEED)
+  # A sample much smaller than N keeps the sort cheap for mid-sized tensors.
+  sample_size = min(_SAMPLE_SIZE, max(size // 16, _INNER_SAMPLE_SIZE))
+  low, high = _bracket(values, k, size, sample_size, _SAMPLE_SEED)
   above, band = _band_pass(_split(values), low, high)
   return _from_band(band, k, above, lambda: _by_sort(values, k), _kth_of_few)
 

@@ -1,0 +1,148 @@
+"""Benchmark: training step time unpruned vs pruned, as a ratio.
+
+Two models at batch 256: the 784-1024-1024-10 MLP and the cifar10 example.
+The pruned step is one `session.run` of the conditional mask update, which
+has a control dependency on the train op (no per-step Python work). The
+figure per configuration is the median, over `repeats` windows, of the mean
+step time over `window` steps, so a window always holds its share of mask
+updates (one per 100 steps at pruning_frequency=100).
+
+Baselines: the MLP baseline has no masks at all (the full cost of pruning);
+the cifar10 model always has masks (the example builds them), so its
+baseline runs the train op without the update.
+
+Targets (issue 10): overhead <= 2% at pruning_frequency=100; <= 15% at 1 (MLP).
+
+Usage:
+  python3 -m benchmarks.training_overhead_benchmark [--models=mlp,cifar10]
+"""
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from benchmarks import bench_util
+from examples.cifar10 import cifar10_pruning
+from model_pruning.python import pruning
+
+_MODELS = flags.DEFINE_list('models', ['mlp', 'cifar10'], 'Models to time.')
+_FREQUENCIES = flags.DEFINE_list('frequencies', ['1', '10', '100'],
+                                 'pruning_frequency values.')
+_METHOD = flags.DEFINE_enum('threshold_method', 'histogram',
+                            ['histogram', 'sort', 'exact'],
+                            'threshold_method of the pruned runs.')
+_BATCH = flags.DEFINE_integer('batch_size', 256, 'Batch size.', lower_bound=1)
+_WINDOW = flags.DEFINE_integer('window', 100, 'Steps per timed window.',
+                               lower_bound=1)
+_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed windows.', lower_bound=1)
+_WARMUP = flags.DEFINE_integer('warmup', 1, 'Untimed windows first.',
+                               lower_bound=0)
+_THREADS = flags.DEFINE_integer('threads', 2, 'TF intra/inter-op threads.',
+                                lower_bound=1)
+_OUTPUT = flags.DEFINE_string(
+    'output', 'benchmarks/results/training_overhead.json',
+    "JSON file to write ('' for none).")
+
+TARGETS = {1: 0.15, 100: 0.02}
+
+
+def _mlp(inputs, masked):
+  sizes = [784, 1024, 1024, 10]
+  x = inputs
+  for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    with tf.compat.v1.variable_scope('dense%d' % i) as scope:
+      kernel = tf.compat.v1.get_variable(
+          'weights', [fan_in, fan_out],
+          initializer=tf.compat.v1.glorot_uniform_initializer())
+      bias = tf.compat.v1.get_variable('biases', [fan_out],
+                                       initializer=tf.zeros_initializer())
+      if masked:
+        kernel = pruning.apply_mask(kernel, scope)
+      x = tf.matmul(x, kernel) + bias
+      if i < len(sizes) - 2:
+        x = tf.nn.relu(x)
+  return x
+
+
+def _batch(model):
+  rng = np.random.default_rng(0)
+  if model == 'mlp':
+    images = rng.standard_normal((_BATCH.value, 784)).astype(np.float32)
+  else:
+    images = rng.standard_normal(
+        (_BATCH.value, cifar10_pruning.IMAGE_SIZE, cifar10_pruning.IMAGE_SIZE,
+         3)).astype(np.float32)
+  labels = rng.integers(0, 10, _BATCH.value).astype(np.int32)
+  return tf.constant(images), tf.constant(labels)
+
+
+def time_steps(model, frequency):
+  """Median ms per step; frequency None = unpruned."""
+  with tf.Graph().as_default():
+    step = tf.compat.v1.train.get_or_create_global_step()
+    images, labels = _batch(model)
+    if model == 'mlp':
+      logits = _mlp(images, masked=frequency is not None)
+    else:
+      logits = cifar10_pruning.inference(images)
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=logits))
+    train = tf.compat.v1.train.GradientDescentOptimizer(0.01).minimize(
+        loss, global_step=step)
+    if frequency is not None:
+      hparams = pruning.get_pruning_hparams().parse(
+          'threshold_method=%s,pruning_frequency=%d,target_sparsity=0.9,'
+          'sparsity_function_end_step=1000000' % (_METHOD.value, frequency))
+      with tf.control_dependencies([train]):
+        train = pruning.Pruning(hparams, global_step=step
+                                ).conditional_mask_update_op()
+    with tf.compat.v1.Session(
+        config=bench_util.session_config(_THREADS.value)) as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+
+      def window():
+        for _ in range(_WINDOW.value):
+          session.run(train)
+
+      return bench_util.median_ms(window, _REPEATS.value,
+                                  _WARMUP.value) / _WINDOW.value
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError('Unexpected arguments: %s' % argv[1:])
+  logging.set_verbosity(logging.WARNING)
+  before = bench_util.machine()
+  rows = []
+  for model in _MODELS.value:
+    base = time_steps(model, None)
+    for frequency in [int(f) for f in _FREQUENCIES.value]:
+      ms = time_steps(model, frequency)
+      overhead = ms / base - 1.0
+      target = TARGETS.get(frequency) if (
+          frequency == 100 or model == 'mlp') else None
+      rows.append(dict(
+          model=model, pruning_frequency=frequency, unpruned_ms=base,
+          pruned_ms=ms, ratio=ms / base, overhead_pct=100 * overhead,
+          target_pct=None if target is None else 100 * target,
+          met=None if target is None else overhead <= target))
+      print('%s f=%d: %.2f ms vs %.2f ms' % (model, frequency, ms, base),
+            flush=True)
+  bench_util.print_table(['model', 'pruning_frequency', 'unpruned_ms',
+                          'pruned_ms', 'ratio', 'overhead_pct', 'target_pct',
+                          'met'], rows)
+  after = bench_util.machine()
+  print('machine: %s, %d cores, load %s -> %s' % (
+      before['cpu'], before['cores'], before['load_average'],
+      after['load_average']))
+  if _OUTPUT.value:
+    bench_util.write_json(_OUTPUT.value, dict(
+        benchmark='training_overhead', batch_size=_BATCH.value,
+        window=_WINDOW.value, repeats=_REPEATS.value,
+        threshold_method=_METHOD.value, threads=_THREADS.value,
+        machine=before, load_average_after=after['load_average'], rows=rows))
+
+
+if __name__ == '__main__':
+  app.run(main)
