@@ -402,9 +402,8 @@ def test_conditional_update_follows_weights_only_on_update_steps():
 
 
 @pytest.mark.parametrize('shape', [
-    (1, 16), (3, 3, 1, 8), (16,), (3, 8)],
-    ids=['dense_one_input_channel', 'conv_one_input_channel', 'bias',
-         'depth_below_n'])
+    (1, 16), (3, 3, 1, 8), (16,)],
+    ids=['dense_one_input_channel', 'conv_one_input_channel', 'bias'])
 def test_unprunable_shape_falls_back_to_unstructured_with_warning(shape):
   weights = ref.distinct_weights(shape, seed=12)
   with tf.Graph().as_default():
@@ -472,3 +471,27 @@ def test_check_sparsity_fails_a_checkpoint_halfway_along_the_schedule(
   assert _run_check_sparsity(str(tmp_path), '--m_by_n=2:4') == 1
   assert _run_check_sparsity(str(tmp_path), '--m_by_n=3:4') == 0
   capsys.readouterr()
+
+
+def test_depth_below_n_is_one_partial_group():
+  """A [3, 8] kernel at 2:4 is one short group per column: it keeps 2."""
+  weights = ref.distinct_weights((3, 8), seed=13)
+  with tf.Graph().as_default():
+    step = tf.compat.v1.train.get_or_create_global_step()
+    with tf.compat.v1.variable_scope('short') as scope:
+      variable = tf.compat.v1.get_variable('weights', shape=(3, 8))
+      pruning.apply_mask(variable, scope)
+    hparams = _hparams(sparsity_m_by_n='2:4', target_sparsity=0.5,
+                       initial_sparsity=0.5, threshold_method='exact')
+    p = pruning.Pruning(hparams, global_step=step)
+    with _absl_warnings() as warnings:
+      update = p.mask_update_op()
+    with tf.compat.v1.Session() as sess:
+      run = _Run(sess, step, update)
+      run.load(0, weights)
+      (mask,) = run.update(step=0)
+  assert not [w for w in warnings if _FALLBACK in w]
+  np.testing.assert_array_equal(mask.sum(axis=0), np.full(8, 2.0))
+  largest_two = np.argsort(-np.abs(weights), axis=0)[:2]
+  for column in range(8):
+    assert set(np.flatnonzero(mask[:, column])) == set(largest_two[:, column])

@@ -66,9 +66,10 @@ def can_apply_m_by_n(shape, n):
   """True when an N:M pattern makes sense for a weight of this shape.
 
   It does when the rank is 2..5 (a kernel of a supported layout) and the input
-  axis (-2) is statically known and holds at least one full group of N. It
-  does not for biases (rank 1), one input channel (nothing to choose from), or
-  an unknown input depth.
+  axis (-2) is statically known and holds at least two channels; a depth below
+  N is one partial group, which keeps at most M. It does not for biases
+  (rank 1), one input channel (nothing to choose from), or an unknown input
+  depth.
 
   Args:
     shape: a list, tuple or `tf.TensorShape` (entries may be None).
@@ -78,7 +79,8 @@ def can_apply_m_by_n(shape, n):
   if shape.rank is None or shape.rank not in SUPPORTED_RANKS:
     return False
   depth = shape[INPUT_AXIS]
-  return depth is not None and depth >= max(int(n), 2)
+  del n  # Any depth of 2 or more holds groups (the last may be partial).
+  return depth is not None and depth >= 2
 
 
 def _check_args(rank, m, n):
