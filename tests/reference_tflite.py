@@ -95,7 +95,11 @@ def int8_dynamic_range_bound(x, weights, bias):
   return quantization + rounding
 
 
-def ulps(values, reference):
-  """|values - reference| in units of float32 spacing at |reference|."""
-  spacing = np.spacing(np.abs(reference).astype(np.float32)).astype(np.float64)
-  return np.abs(values.astype(np.float64) - reference) / spacing
+def roundoff_units(values, x, weights, bias):
+  """max |values - exact| in units of u32 * (|x| @ |W| + |b|).
+
+  The worst-case float32 bound is n + 1 of these units; a reordered sum
+  typically lands within a few.
+  """
+  error = np.abs(values.astype(np.float64) - fc_exact(x, weights, bias))
+  return float((error / (U32 * _abs_terms(x, weights, bias))).max())

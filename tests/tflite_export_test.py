@@ -7,6 +7,7 @@ numpy oracle within derived rounding bounds (tests/reference_tflite.py):
 TFLite's kernels add in another order than TensorFlow's, so float32 results
 are close, not bit-identical.
 """
+import gzip
 import os
 import subprocess
 import sys
@@ -100,6 +101,17 @@ def _export(graph_def, tmp_path, **options):
     return sizes, f.read()
 
 
+@pytest.fixture(scope='module')
+def exported(stripped, tmp_path_factory):
+  """quantization -> (TfliteSizes, written bytes, path): one export each."""
+  result = {}
+  for quantization in tflite_export.QUANTIZATIONS:
+    directory = tmp_path_factory.mktemp(quantization)
+    sizes, model = _export(stripped, directory, quantization=quantization)
+    result[quantization] = (sizes, model, str(directory / 'model.tflite'))
+  return result
+
+
 def _oracle(x):
   weights, mask, bias = _weights()
   return weights * mask, bias, ref.fc_exact(x, weights * mask, bias)
@@ -109,8 +121,8 @@ def _oracle(x):
 
 
 def test_float32_matches_graph_def_within_rounding(stripped, inputs,
-                                                   tmp_path):
-  sizes, model = _export(stripped, tmp_path)
+                                                   exported):
+  sizes, model, _ = exported['none']
   weights, bias, exact = _oracle(inputs)
   bound = ref.float32_bound(inputs, weights, bias)
   from_tflite = _run_tflite(model, inputs)
@@ -122,8 +134,8 @@ def test_float32_matches_graph_def_within_rounding(stripped, inputs,
   assert np.all(np.abs(from_tflite - from_graph) <= 2 * bound)
 
 
-def test_sparse_tflite_is_smaller_than_dense(stripped, tmp_path):
-  sizes, model = _export(stripped, tmp_path)
+def test_sparse_tflite_is_smaller_than_dense(exported):
+  sizes, model, _ = exported['none']
   dense_weight_bytes = _SIZE * _SIZE * 4
   nonzero_bytes = round((1 - _SPARSITY) * _SIZE * _SIZE) * 4
   assert sizes.dense_raw > dense_weight_bytes
@@ -134,15 +146,27 @@ def test_sparse_tflite_is_smaller_than_dense(stripped, tmp_path):
   assert sizes.sparse_raw == len(model) and sizes.quantization == 'none'
 
 
-def test_pruned_kernel_is_stored_sparse_encoded(stripped, tmp_path):
-  _, model = _export(stripped, tmp_path)
-  path = tmp_path / 'model.tflite'
-  kernels = [r for r in weight_readers.read_weights(str(path))
-             if len(r.shape) == 2]
-  [kernel] = kernels
+def test_pruned_kernel_is_stored_sparse_encoded(exported):
+  _, _, path = exported['none']
+  [kernel] = [r for r in weight_readers.read_weights(path)
+              if len(r.shape) == 2]
   nonzeros = np.count_nonzero(_weights()[1])
   assert kernel.note == 'sparse-encoded, %d stored values' % nonzeros
-  assert len(model) > 0
+
+
+@pytest.mark.parametrize('quantization', tflite_export.QUANTIZATIONS,
+                         ids=list(tflite_export.QUANTIZATIONS))
+def test_sparse_model_computes_exactly_what_the_dense_one_does(
+    stripped, inputs, exported, quantization):
+  # The sparse encoding is storage only: TFLite densifies the kernel when
+  # the model is prepared, so with the same kernels the outputs are equal
+  # bit for bit (both differ from TensorFlow's by rounding, tested above).
+  _, sparse, _ = exported[quantization]
+  dense = tflite_export.convert(stripped, ['output'], sparse=False,
+                                quantization=quantization)
+  np.testing.assert_array_equal(
+      _run_tflite(sparse, inputs, no_delegates=True),
+      _run_tflite(dense, inputs, no_delegates=True))
 
 
 def test_dense_conversion_is_not_sparse_encoded(stripped, tmp_path):
@@ -162,9 +186,9 @@ def test_dense_conversion_is_not_sparse_encoded(stripped, tmp_path):
     ('float16', ref.float16_bound),
     ('int8', ref.int8_dynamic_range_bound),
 ], ids=['float16', 'int8_dynamic_range'])
-def test_quantized_model_is_valid_and_close(stripped, inputs, tmp_path,
-                                            quantization, bound_fn):
-  sizes, model = _export(stripped, tmp_path, quantization=quantization)
+def test_quantized_model_is_valid_and_close(inputs, exported, quantization,
+                                            bound_fn):
+  sizes, model, _ = exported[quantization]
   weights, bias, exact = _oracle(inputs)
   # TFLite's default XNNPACK delegate cannot prepare some sparse hybrid
   # kernels; the export says so and the model runs without delegates.
@@ -174,16 +198,15 @@ def test_quantized_model_is_valid_and_close(stripped, inputs, tmp_path,
   assert sizes.sparse_raw < sizes.dense_raw
 
 
-def test_quantized_models_are_smaller_than_float32(stripped, tmp_path):
-  raw = {q: _export(stripped, tmp_path, quantization=q)[0]
-         for q in tflite_export.QUANTIZATIONS}
+def test_quantized_models_are_smaller_than_float32(exported):
+  raw = {q: sizes for q, (sizes, _, _) in exported.items()}
   assert raw['int8'].dense_raw < raw['float16'].dense_raw < (
       raw['none'].dense_raw)
   assert raw['float16'].sparse_raw < raw['none'].sparse_raw
 
 
-def test_int8_warning_names_the_workaround(stripped, tmp_path):
-  sizes, _ = _export(stripped, tmp_path, quantization='int8')
+def test_int8_warning_names_the_workaround(exported):
+  sizes, _, _ = exported['int8']
   if sizes.warning is not None:
     assert 'BUILTIN_WITHOUT_DEFAULT_DELEGATES' in sizes.warning
     assert 'WARNING: ' + sizes.warning in tflite_export.format_sizes(sizes)
@@ -290,38 +313,43 @@ def _save_pruned_checkpoint(checkpoint_dir):
           global_step=global_step)
 
 
+def _strip_binary(checkpoint_dir, output_dir, *extra):
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  command = [sys.executable, '-m', 'model_pruning.python.strip_pruning_vars',
+             '--checkpoint_dir=' + checkpoint_dir,
+             '--output_node_names=output', '--output_dir=' + output_dir]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  return subprocess.run(command + list(extra), capture_output=True,
+                        text=True, env=env, check=False, cwd=root)
+
+
 @pytest.mark.slow
 def test_strip_binary_writes_tflite_and_reports_sizes(tmp_path, inputs):
   checkpoint_dir = str(tmp_path / 'train')
   _save_pruned_checkpoint(checkpoint_dir)
-  base = [sys.executable, '-m', 'model_pruning.python.strip_pruning_vars',
-          '--checkpoint_dir=' + checkpoint_dir, '--output_node_names=output',
-          '--output_dir=' + str(tmp_path)]
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=root)
-  tflite = subprocess.run(
-      base + ['--output_format=tflite', '--tflite_quantization=none',
-              '--input_node_names=input'],
-      capture_output=True, text=True, env=env, check=False, cwd=root)
-  graphdef = subprocess.run(base, capture_output=True, text=True, env=env,
-                            check=False, cwd=root)
-  assert tflite.returncode == 0, tflite.stderr
-  assert graphdef.returncode == 0, graphdef.stderr
-  assert 'TFLite (quantization none): dense ' in tflite.stdout
+  process = _strip_binary(checkpoint_dir, str(tmp_path),
+                          '--output_format=tflite', '--input_node_names=input',
+                          '--tflite_quantization=none')
+  assert process.returncode == 0, process.stderr
   model = (tmp_path / 'pruning_stripped.tflite').read_bytes()
-  graph_def = tf.compat.v1.GraphDef()
-  graph_def.ParseFromString((tmp_path / 'pruning_stripped.pb').read_bytes())
-  [line] = [l for l in tflite.stdout.splitlines() if l.startswith('TFLite')]
-  assert 'sparse %d bytes raw' % len(model) in line
-  [kernel] = _weights_from(graph_def)
-  assert ref.zero_fraction(kernel) == pytest.approx(_SPARSITY, abs=1e-3)
-  bound = ref.float32_bound(inputs, kernel, _weights()[2])
+  [line] = [l for l in process.stdout.splitlines() if l.startswith('TFLite')]
+  assert line.startswith('TFLite (quantization none): dense ')
+  assert 'sparse %d bytes raw, %d bytes gzip' % (
+      len(model), len(gzip.compress(model))) in line
+  frozen = strip_pruning_vars_lib.graph_def_from_checkpoint(checkpoint_dir,
+                                                            ['output'])
+  graph_def, [folded] = strip_pruning_vars_lib.fold_masked_weights(
+      frozen, ['output'])
+  assert ref.zero_fraction(folded.value) == pytest.approx(_SPARSITY, abs=1e-3)
+  bound = ref.float32_bound(inputs, folded.value, _weights()[2])
   assert np.all(np.abs(_run_tflite(model, inputs) -
                        _run_graph_def(graph_def, inputs)) <= 2 * bound)
 
 
-def _weights_from(graph_def):
-  """The folded kernels of a stripped GraphDef."""
-  return [tf.make_ndarray(node.attr['value'].tensor)
-          for node in graph_def.node
-          if node.name == 'fc/weights/masked_weight']
+@pytest.mark.slow
+def test_strip_binary_refuses_tflite_flags_for_graphdef(tmp_path):
+  process = _strip_binary(str(tmp_path), str(tmp_path / 'out'),
+                          '--tflite_quantization=int8')
+  assert process.returncode != 0 and 'Traceback' not in process.stderr
+  assert ('--tflite_quantization applies to --output_format=tflite only'
+          in process.stderr)
