@@ -32,6 +32,7 @@ _FULL_SORT_MAX_SIZE = 1 << 14
 # (a few hundred KB) stay in cache and below glibc's mmap threshold, and the
 # chunks run on all inter-op threads.
 _CHUNK_SIZE = 1 << 18
+_MAX_CHUNKS = 64
 _SAMPLE_SIZE = 1 << 15
 _INNER_SAMPLE_SIZE = 1 << 12
 _MARGIN_STDDEVS = 5.0
@@ -56,13 +57,19 @@ def _count(condition):
 
 
 def _split(values):
-  """Static chunks of a 1-D tensor; dim-0 splits share the buffer (no copy)."""
+  """Static chunks of a 1-D tensor; dim-0 splits share the buffer (no copy).
+
+  At most _MAX_CHUNKS chunks, so the graph stays small for huge weights (a
+  1e9-element weight would otherwise need ~3800 chunks, ~30k ops, and
+  minutes and gigabytes just to build).
+  """
   size = values.get_shape().as_list()[0]
-  if size <= _CHUNK_SIZE:
+  chunk = max(_CHUNK_SIZE, -(-size // _MAX_CHUNKS))
+  if size <= chunk:
     return [values]
-  sizes = [_CHUNK_SIZE] * (size // _CHUNK_SIZE)
-  if size % _CHUNK_SIZE:
-    sizes.append(size % _CHUNK_SIZE)
+  sizes = [chunk] * (size // chunk)
+  if size % chunk:
+    sizes.append(size % chunk)
   return tf.split(values, sizes)
 
 
