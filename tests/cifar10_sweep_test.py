@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from examples.cifar10 import cifar10_sweep
+from examples.cifar10 import sweep
 from examples.cifar10 import training
 from model_pruning.python import pruning_schedule
 from model_pruning.python import sparsity_plots
@@ -26,7 +26,7 @@ def _row(name, sparsity, accuracy):
 
 
 def test_grid_is_schedules_by_targets_then_m_by_n():
-  grid = cifar10_sweep.make_grid(['constant', 'cubic'], [0.5, 0.9], 100,
+  grid = sweep.make_grid(['constant', 'cubic'], [0.5, 0.9], 100,
                                  m_by_n='2:4')
   assert [config.name for config in grid] == [
       'constant_0.5', 'constant_0.9', 'cubic_0.5', 'cubic_0.9', 'cubic_2of4']
@@ -35,7 +35,7 @@ def test_grid_is_schedules_by_targets_then_m_by_n():
 
 
 def test_grid_without_m_by_n():
-  grid = cifar10_sweep.make_grid(['cubic'], [0.75], 100, m_by_n='')
+  grid = sweep.make_grid(['cubic'], [0.75], 100, m_by_n='')
   assert [config.name for config in grid] == ['cubic_0.75']
 
 
@@ -47,7 +47,7 @@ def test_grid_without_m_by_n():
 ], ids=['cubic_0.9', 'cubic_0.5', 'constant_0.75'])
 def test_schedule_hparams_follow_the_formula(schedule, target, expected):
   hparams = training.parse_hparams(
-      cifar10_sweep.schedule_hparams(schedule, target, max_steps=100))
+      sweep.schedule_hparams(schedule, target, max_steps=100))
   assert (hparams.begin_pruning_step, hparams.sparsity_function_begin_step,
           hparams.sparsity_function_end_step, hparams.pruning_frequency) == (
               10, 10, 70, 5)
@@ -59,17 +59,17 @@ def test_schedule_hparams_follow_the_formula(schedule, target, expected):
 
 def test_schedule_hparams_rejects_unknown_schedule():
   with pytest.raises(ValueError, match="'constant' or 'cubic', got 'linear'"):
-    cifar10_sweep.schedule_hparams('linear', 0.5, max_steps=100)
+    sweep.schedule_hparams('linear', 0.5, max_steps=100)
 
 
 def test_bad_m_by_n_names_the_value():
   with pytest.raises(ValueError, match="got '4:2'"):
-    cifar10_sweep.make_grid(['cubic'], [0.5], 100, m_by_n='4:2')
+    sweep.make_grid(['cubic'], [0.5], 100, m_by_n='4:2')
 
 
 def test_table_has_one_line_per_run_with_the_numbers():
   rows = [_row('cubic_0.9', 0.9, 0.5), _row('constant_0.5', 0.5, 0.75)]
-  lines = cifar10_sweep.format_table(rows).splitlines()
+  lines = sweep.format_table(rows).splitlines()
   assert lines[0].split()[:3] == ['name', 'sparsity', 'accuracy']
   assert lines[1].split() == ['cubic_0.9', '0.900', '0.500', '4000', '900',
                               '4100', '700']
@@ -79,10 +79,10 @@ def test_table_has_one_line_per_run_with_the_numbers():
 def test_csv_round_trips_the_rows(tmp_path):
   rows = [_row('cubic_0.9', 0.9, 0.5)]
   path = str(tmp_path / 'sweep.csv')
-  cifar10_sweep.write_csv(rows, path)
+  sweep.write_csv(rows, path)
   with open(path, newline='') as f:
     [read] = list(csv.DictReader(f))
-  assert list(read) == list(cifar10_sweep.COLUMNS)
+  assert list(read) == list(sweep.COLUMNS)
   assert {key: str(value) for key, value in rows[0].items()} == read
 
 
@@ -92,7 +92,7 @@ def test_plot_is_skipped_with_a_message_without_matplotlib(
     raise sparsity_plots.MissingMatplotlibError('no matplotlib')
   monkeypatch.setattr(sparsity_plots, 'require_pyplot', missing)
   path = tmp_path / 'sweep.png'
-  assert not cifar10_sweep.plot([_row('a', 0.5, 0.5)], str(path))
+  assert not sweep.plot([_row('a', 0.5, 0.5)], str(path))
   assert 'matplotlib is not installed: skipping the plot' in (
       capsys.readouterr().out)
   assert not path.exists()
@@ -100,7 +100,7 @@ def test_plot_is_skipped_with_a_message_without_matplotlib(
 
 def test_plot_writes_a_png(tmp_path):
   path = tmp_path / 'sweep.png'
-  assert cifar10_sweep.plot([_row('a', 0.5, 0.5), _row('b', 0.9, 0.25)],
+  assert sweep.plot([_row('a', 0.5, 0.5), _row('b', 0.9, 0.25)],
                             str(path))
   assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
