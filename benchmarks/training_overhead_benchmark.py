@@ -15,6 +15,9 @@ Targets (issue 10): overhead <= 2% at pruning_frequency=100; <= 15% at 1 (MLP).
 
 Usage:
   python3 -m benchmarks.training_overhead_benchmark [--models=mlp,cifar10]
+
+The configurations' windows are interleaved (base, f=1, f=10, f=100, base,
+...) so that a change in machine load affects all of them alike.
 """
 from absl import app
 from absl import flags
@@ -77,9 +80,11 @@ def _batch(model):
   return tf.constant(images), tf.constant(labels)
 
 
-def time_steps(model, frequency):
-  """Median ms per step; frequency None = unpruned."""
-  with tf.Graph().as_default():
+def build_window(model, frequency):
+  """A graph and session for one configuration; returns window(), a callable
+  that runs `window` steps. frequency None = unpruned."""
+  graph = tf.Graph()
+  with graph.as_default():
     step = tf.compat.v1.train.get_or_create_global_step()
     images, labels = _batch(model)
     if model == 'mlp':
@@ -97,16 +102,30 @@ def time_steps(model, frequency):
       with tf.control_dependencies([train]):
         train = pruning.Pruning(hparams, global_step=step
                                 ).conditional_mask_update_op()
-    with tf.compat.v1.Session(
-        config=bench_util.session_config(_THREADS.value)) as session:
-      session.run(tf.compat.v1.global_variables_initializer())
+    session = tf.compat.v1.Session(
+        graph=graph, config=bench_util.session_config(_THREADS.value))
+    session.run(tf.compat.v1.global_variables_initializer())
 
-      def window():
-        for _ in range(_WINDOW.value):
-          session.run(train)
+  def window():
+    for _ in range(_WINDOW.value):
+      session.run(train)
 
-      return bench_util.median_ms(window, _REPEATS.value,
-                                  _WARMUP.value) / _WINDOW.value
+  return window
+
+
+def time_interleaved(model, frequencies):
+  """Median ms per step for [None] + frequencies, windows interleaved so
+  that load changes hit every configuration alike."""
+  configs = [None] + frequencies
+  windows = [build_window(model, f) for f in configs]
+  for _ in range(_WARMUP.value):
+    for window in windows:
+      window()
+  times = [[] for _ in configs]
+  for _ in range(_REPEATS.value):
+    for window, samples in zip(windows, times):
+      samples.append(bench_util.median_ms(window, 1, 0) / _WINDOW.value)
+  return [float(np.median(samples)) for samples in times]
 
 
 def main(argv):
@@ -116,9 +135,9 @@ def main(argv):
   before = bench_util.machine()
   rows = []
   for model in _MODELS.value:
-    base = time_steps(model, None)
-    for frequency in [int(f) for f in _FREQUENCIES.value]:
-      ms = time_steps(model, frequency)
+    frequencies = [int(f) for f in _FREQUENCIES.value]
+    base, *pruned = time_interleaved(model, frequencies)
+    for frequency, ms in zip(frequencies, pruned):
       overhead = ms / base - 1.0
       target = TARGETS.get(frequency) if (
           frequency == 100 or model == 'mlp') else None

@@ -16,15 +16,18 @@ from tests import reference_thresholds as reference
 # (name, constants to patch, tensor size). Sizes are chosen so that each path
 # really runs: e.g. 'chunked' splits 20000 values into 20 chunks of 1024 and
 # its bracket holds ~4000 candidates, more than the 256 sorted directly.
+_SMALL = dict(_CHUNK_SIZE=4096, _FULL_SORT_MAX_SIZE=256, _SAMPLE_SIZE=512,
+              _INNER_SAMPLE_SIZE=64)
+# (name, constants to patch, tensor size). Sizes are chosen so that each path
+# really runs: e.g. 'chunked' splits 12000 values into 3 chunks and its
+# bracket holds ~2500 candidates, more than the 256 sorted directly, so they
+# are bracketed once more.
 _PATHS = [
     ('direct_sort', {}, 2000),
-    ('bracket', {}, 70000),
-    ('chunked', dict(_CHUNK_SIZE=1024, _FULL_SORT_MAX_SIZE=256,
-                     _SAMPLE_SIZE=512, _INNER_SAMPLE_SIZE=64), 20000),
-    ('fallback', dict(_CHUNK_SIZE=1024, _FULL_SORT_MAX_SIZE=256,
-                      _SAMPLE_SIZE=512, _MARGIN_STDDEVS=-1000.0), 20000),
-    ('inner_fallback', dict(_CHUNK_SIZE=1024, _FULL_SORT_MAX_SIZE=256,
-                            _SAMPLE_SIZE=512, _INNER_SAMPLE_SIZE=2), 20000),
+    ('bracket', {}, 40000),
+    ('chunked', _SMALL, 12000),
+    ('fallback', dict(_SMALL, _MARGIN_STDDEVS=-1000.0), 12000),
+    ('inner_fallback', dict(_SMALL, _INNER_MARGIN_STDDEVS=-1000.0), 12000),
 ]
 
 
@@ -65,7 +68,7 @@ def _run(build, values):
 
 
 _SPARSITIES = [0.0, 0.5, 0.9, 0.999]
-_NBINS = [255, 256]
+_HISTOGRAM_CASES = [(256, s) for s in _SPARSITIES] + [(255, 0.5)]
 
 
 def _build_all(values, ks):
@@ -74,8 +77,8 @@ def _build_all(values, ks):
       kth=[thresholds.kth_largest_with_counts(values, tf.constant(k))
            for k in ks],
       sort=[thresholds.sort_threshold(values, s) for s in _SPARSITIES],
-      histogram=[[thresholds.histogram_threshold(values, s, nbins)
-                  for s in _SPARSITIES] for nbins in _NBINS],
+      histogram=[thresholds.histogram_threshold(values, s, nbins)
+                 for nbins, s in _HISTOGRAM_CASES],
       exact=[thresholds.exact_k_mask(values, k, seed=7, step=3)
              for k in [0] + ks])
 
@@ -92,11 +95,10 @@ def test_every_method_matches_the_oracle(path, kind):
   # Variant H scales by the max, so it needs finite values: the caller
   # (saliency_masks) replaces Inf first; see the NaN/Inf test below.
   histograms = got['histogram'] if np.all(np.isfinite(values)) else []
-  for nbins, results in zip(_NBINS, histograms):
-    for sparsity, result in zip(_SPARSITIES, results):
-      expected = reference.histogram_threshold(values, sparsity, nbins)
-      # The graph may round (j / nbins) * max differently by one ulp.
-      np.testing.assert_array_max_ulp(result, expected, maxulp=1)
+  for (nbins, sparsity), result in zip(_HISTOGRAM_CASES, histograms):
+    expected = reference.histogram_threshold(values, sparsity, nbins)
+    # The graph may round (j / nbins) * max differently by one ulp.
+    np.testing.assert_array_max_ulp(result, expected, maxulp=1)
   for k, (kth, mask) in zip([0] + ks, got['exact']):
     assert mask.shape == values.shape
     assert np.count_nonzero(mask) == k

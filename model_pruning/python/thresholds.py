@@ -36,6 +36,7 @@ _MAX_CHUNKS = 64
 _SAMPLE_SIZE = 1 << 15
 _INNER_SAMPLE_SIZE = 1 << 12
 _MARGIN_STDDEVS = 5.0
+_INNER_MARGIN_STDDEVS = 5.0
 _SAMPLE_SEED = (20171107, 1)
 _INNER_SAMPLE_SEED = (20171107, 2)
 
@@ -73,7 +74,7 @@ def _split(values):
   return tf.split(values, sizes)
 
 
-def _bracket(values, k, size, sample_size, seed):
+def _bracket(values, k, size, sample_size, seed, margin_stddevs):
   """Sample bounds (low, high) that hold the k-th largest with high odds.
 
   A sample of n draws (with replacement) has about k n / N values above the
@@ -85,7 +86,7 @@ def _bracket(values, k, size, sample_size, seed):
   sample = _sorted_descending(tf.gather(values, sample_index))
   fraction = tf.cast(k, tf.float32) / tf.cast(size, tf.float32)
   expected = fraction * sample_size
-  margin = _MARGIN_STDDEVS * tf.sqrt(
+  margin = margin_stddevs * tf.sqrt(
       sample_size * fraction * (1.0 - fraction)) + 2.0
   high_index = tf.cast(tf.floor(expected - margin), tf.int32)
   low_index = tf.cast(tf.math.ceil(expected + margin), tf.int32)
@@ -139,7 +140,7 @@ def _kth_of_few(values, k):
 
   def bracketed():
     low, high = _bracket(values, k, size, _INNER_SAMPLE_SIZE,
-                         _INNER_SAMPLE_SEED)
+                         _INNER_SAMPLE_SEED, _INNER_MARGIN_STDDEVS)
     above, band = _band_pass([values], low, high)
     return _from_band(band, k, above, lambda: _by_sort(values, k), _by_sort)
 
@@ -158,8 +159,9 @@ def kth_largest_with_counts(values, k):
   if size <= _FULL_SORT_MAX_SIZE:
     return _by_sort(values, k)
   # A sample much smaller than N keeps the sort cheap for mid-sized tensors.
-  sample_size = min(_SAMPLE_SIZE, max(size // 16, _INNER_SAMPLE_SIZE))
-  low, high = _bracket(values, k, size, sample_size, _SAMPLE_SEED)
+  sample_size = min(_SAMPLE_SIZE, max(size // 128, _INNER_SAMPLE_SIZE))
+  low, high = _bracket(values, k, size, sample_size, _SAMPLE_SEED,
+                       _MARGIN_STDDEVS)
   above, band = _band_pass(_split(values), low, high)
   return _from_band(band, k, above, lambda: _by_sort(values, k), _kth_of_few)
 
