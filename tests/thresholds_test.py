@@ -31,7 +31,14 @@ _PATHS = [
 ]
 
 
-@pytest.fixture(params=_PATHS, ids=[p[0] for p in _PATHS])
+# The last three paths build many cond branches (tens of seconds on a busy
+# 2-core machine): they still run in CI.
+_SLOW_PATHS = ('bracket', 'fallback', 'inner_fallback')
+
+
+@pytest.fixture(params=[
+    pytest.param(p, marks=pytest.mark.slow) if p[0] in _SLOW_PATHS else p
+    for p in _PATHS], ids=[p[0] for p in _PATHS])
 def path(request, monkeypatch):
   """Returns the tensor size for this path, with its constants patched."""
   _, constants, size = request.param
