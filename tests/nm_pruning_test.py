@@ -7,11 +7,8 @@ against the numpy mask oracle (tests/reference_nm.py) and against the
 per-group survivor counts the schedule formula predicts
 (tests/reference_nm_pruning.py).
 """
-import contextlib
-import logging
 
 from absl import flags
-from absl import logging as absl_logging
 from absl.testing import flagsaver
 import numpy as np
 import pytest
@@ -25,30 +22,9 @@ from model_pruning.python.layers import layers
 from model_pruning.python.layers import rnn_cells
 from tests import reference_nm
 from tests import reference_nm_pruning as ref
+from tests import log_capture
 
 _FALLBACK = 'falling back to unstructured pruning'
-
-
-class _Collect(logging.Handler):
-
-  def __init__(self):
-    super().__init__(level=logging.WARNING)
-    self.messages = []
-
-  def emit(self, record):
-    self.messages.append(record.getMessage())
-
-
-@contextlib.contextmanager
-def _absl_warnings():
-  """Collects the warning messages logged through absl.logging."""
-  handler = _Collect()
-  logger = absl_logging.get_absl_logger()
-  logger.addHandler(handler)
-  try:
-    yield handler.messages
-  finally:
-    logger.removeHandler(handler)
 
 
 # --- model builders: each returns the kernel variable it creates ------------
@@ -159,7 +135,7 @@ def test_every_layout_gets_an_exact_m_by_n_mask(layout, pattern):
     assert kernel.get_shape().as_list() == list(shape)
     hparams = _hparams('sparsity_m_by_n=%s' % pattern, target_sparsity=0.5,
                        initial_sparsity=0.5)
-    with _absl_warnings() as warnings:
+    with log_capture.absl_warnings() as warnings:
       update = pruning.Pruning(hparams, global_step=step).mask_update_op()
     assert not [w for w in warnings if _FALLBACK in w]
     with tf.compat.v1.Session() as sess:
@@ -340,7 +316,7 @@ def test_group_member_with_a_pattern_is_pruned_m_by_n_on_its_own():
         'group_pruning=true,group_sparsity_map=[g1:0.5],m_by_n_map=[^a/:2:4]',
         threshold_method='exact', target_sparsity=0.5, initial_sparsity=0.5)
     p = pruning.Pruning(hparams, global_step=step)
-    with _absl_warnings() as warnings:
+    with log_capture.absl_warnings() as warnings:
       update = p.mask_update_op()
     with tf.compat.v1.Session() as sess:
       run = _Run(sess, step, update)
@@ -414,7 +390,7 @@ def test_unprunable_shape_falls_back_to_unstructured_with_warning(shape):
     hparams = _hparams(sparsity_m_by_n='2:4', target_sparsity=0.5,
                        initial_sparsity=0.5, threshold_method='exact')
     p = pruning.Pruning(hparams, global_step=step)
-    with _absl_warnings() as warnings:
+    with log_capture.absl_warnings() as warnings:
       update = p.mask_update_op()
     with tf.compat.v1.Session() as sess:
       run = _Run(sess, step, update)
@@ -484,7 +460,7 @@ def test_depth_below_n_is_one_partial_group():
     hparams = _hparams(sparsity_m_by_n='2:4', target_sparsity=0.5,
                        initial_sparsity=0.5, threshold_method='exact')
     p = pruning.Pruning(hparams, global_step=step)
-    with _absl_warnings() as warnings:
+    with log_capture.absl_warnings() as warnings:
       update = p.mask_update_op()
     with tf.compat.v1.Session() as sess:
       run = _Run(sess, step, update)

@@ -7,10 +7,7 @@ frequency is longer than the window. Impossible windows (end before begin)
 are ValueErrors. The property test checks the warning against a step-by-step
 simulation of the update predicate (tests/reference_reliability.py).
 """
-import contextlib
-import logging
 
-from absl import logging as absl_logging
 import hypothesis
 from hypothesis import strategies as st
 import pytest
@@ -18,28 +15,7 @@ import tensorflow as tf
 
 from model_pruning.python import pruning
 from tests import reference_reliability as ref
-
-
-class _Collect(logging.Handler):
-
-  def __init__(self):
-    super().__init__(level=logging.WARNING)
-    self.messages = []
-
-  def emit(self, record):
-    self.messages.append(record.getMessage())
-
-
-@contextlib.contextmanager
-def _absl_warnings():
-  """Collects the warning messages logged through absl.logging."""
-  handler = _Collect()
-  logger = absl_logging.get_absl_logger()
-  logger.addHandler(handler)
-  try:
-    yield handler.messages
-  finally:
-    logger.removeHandler(handler)
+from tests import log_capture
 
 
 def _construct(**overrides):
@@ -47,7 +23,7 @@ def _construct(**overrides):
   with tf.Graph().as_default():
     step = tf.compat.v1.train.get_or_create_global_step()
     hparams = pruning.get_pruning_hparams().override_from_dict(overrides)
-    with _absl_warnings() as messages:
+    with log_capture.absl_warnings() as messages:
       pruning.Pruning(hparams, global_step=step)
   return messages
 
