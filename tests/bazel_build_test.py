@@ -131,12 +131,73 @@ def test_every_test_file_has_a_py_test(path):
   assert path in _TARGETS[name]['srcs']
 
 
-def test_slow_tests_are_test_files():
-  build = {}
+def _build_slow_tests():
   with open(os.path.join(_REPO_ROOT, 'BUILD'), encoding='utf-8') as source:
     for node in ast.parse(source.read()).body:
-      if isinstance(node, ast.Assign) and node.targets[0].id == 'SLOW_TESTS':
-        build['SLOW_TESTS'] = ast.literal_eval(node.value)
-  for path in build['SLOW_TESTS']:
+      if (isinstance(node, ast.Assign) and
+          getattr(node.targets[0], 'id', None) == 'SLOW_TESTS'):
+        return ast.literal_eval(node.value)
+  raise AssertionError('BUILD has no SLOW_TESTS list')
+
+
+def _marks_slow(expression):
+  """True if `expression` is pytest.mark.slow or a list/tuple holding it."""
+  if isinstance(expression, (ast.List, ast.Tuple)):
+    return any(_marks_slow(item) for item in expression.elts)
+  if isinstance(expression, ast.Call):  # @pytest.mark.slow(...) form.
+    expression = expression.func
+  return isinstance(expression, ast.Attribute) and expression.attr == 'slow'
+
+
+def _is_all_slow(path, root=_REPO_ROOT):
+  """True if the file defines tests and every one of them is marked slow."""
+  with open(os.path.join(root, path), encoding='utf-8') as source:
+    module = ast.parse(source.read())
+  for node in module.body:
+    if (isinstance(node, ast.Assign) and
+        getattr(node.targets[0], 'id', None) == 'pytestmark' and
+        _marks_slow(node.value)):
+      return True
+  verdicts = []
+  for node in module.body:
+    if isinstance(node, ast.FunctionDef) and node.name.startswith('test'):
+      verdicts.append(any(_marks_slow(d) for d in node.decorator_list))
+    elif isinstance(node, ast.ClassDef):
+      class_slow = any(_marks_slow(d) for d in node.decorator_list)
+      verdicts.extend(
+          class_slow or any(_marks_slow(d) for d in method.decorator_list)
+          for method in node.body
+          if isinstance(method, ast.FunctionDef) and
+          method.name.startswith('test'))
+  return bool(verdicts) and all(verdicts)
+
+
+def test_slow_tests_are_test_files():
+  for path in _build_slow_tests():
     assert os.path.isfile(os.path.join(_REPO_ROOT, path)), (
         'SLOW_TESTS names %s, which does not exist' % path)
+
+
+def test_slow_tests_lists_exactly_the_all_slow_files():
+  # Bazel runs each file with -m "not slow"; a file whose every test is slow
+  # would then collect nothing (pytest exit 5) unless its target is tagged
+  # slow, which is what SLOW_TESTS does.
+  all_slow = sorted(path for path in glob.glob('tests/*_test.py',
+                                                root_dir=_REPO_ROOT)
+                    if _is_all_slow(path))
+  assert sorted(_build_slow_tests()) == all_slow, (
+      'Set SLOW_TESTS in BUILD to %r' % all_slow)
+
+
+@pytest.mark.parametrize('source, expected', [
+    ('pytestmark = pytest.mark.slow\ndef test_a(): pass\n', True),
+    ('pytestmark = [pytest.mark.slow]\ndef test_a(): pass\n', True),
+    ('@pytest.mark.slow\ndef test_a(): pass\n', True),
+    ('@pytest.mark.slow\ndef test_a(): pass\ndef test_b(): pass\n', False),
+    ('@pytest.mark.slow\nclass TestX:\n  def test_a(self): pass\n', True),
+    ('class T(tf.test.TestCase):\n  def testA(self): pass\n', False),
+    ('def helper(): pass\n', False),
+])
+def test_all_slow_detection(tmp_path, source, expected):
+  (tmp_path / 'x_test.py').write_text(source)
+  assert _is_all_slow('x_test.py', root=str(tmp_path)) == expected
