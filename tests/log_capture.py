@@ -1,6 +1,7 @@
-"""Test helper: collect the warnings a block logs through absl.logging."""
+"""Test helpers: absl warnings a block logs; a subprocess's own stderr lines."""
 import contextlib
 import logging
+import re
 
 from absl import logging as absl_logging
 
@@ -25,3 +26,15 @@ def absl_warnings():
     yield handler.messages
   finally:
     logger.removeHandler(handler)
+
+
+# TensorFlow's native (C++) log lines, e.g. the oneDNN notice at import.
+_NATIVE_LOG_LINE = re.compile(
+    r'^([IWEF]\d{4} \S+ +\d+ \S+\.cc:\d+\]|WARNING: All log messages before '
+    r'absl::InitializeLog)')
+
+
+def own_stderr_lines(stderr):
+  """The non-empty lines of `stderr` that are not TensorFlow's native logs."""
+  return [line for line in stderr.splitlines()
+          if line.strip() and not _NATIVE_LOG_LINE.match(line)]

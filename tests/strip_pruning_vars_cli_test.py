@@ -20,6 +20,7 @@ from google.protobuf import text_format
 from model_pruning.python import pruning
 from model_pruning.python import strip_pruning_vars
 from model_pruning.python.layers import layers
+from tests import log_capture
 from tests import reference_strip
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,9 +32,6 @@ _HPARAMS = ('pruning_frequency=1,begin_pruning_step=0,end_pruning_step=20,'
 _STEPS = 20
 _UNPRUNED_STEP = 200
 # TF's C++ start-up lines (CUDA stubs, absl::InitializeLog) are not ours.
-_NATIVE_LOG_RE = re.compile(
-    r'^([IWEF]\d{4} \S+ +\d+ \S+\.cc:\d+\]|WARNING: All log messages before '
-    r'absl::InitializeLog)')
 
 def _session(graph=None):
   """A session without Grappler, whose rewrites can differ between graphs."""
@@ -168,8 +166,7 @@ def cli_runs(checkpoints):
 
 
 def _own_stderr_lines(process):
-  return [line for line in process.stderr.splitlines()
-          if line.strip() and not _NATIVE_LOG_RE.match(line)]
+  return log_capture.own_stderr_lines(process.stderr)
 
 
 def _run_graph_def(graph_def):

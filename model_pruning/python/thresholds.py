@@ -106,10 +106,12 @@ def _band_pass(chunks, low, high):
   """(#(v > high), the values in [low, high]) in one pass over the chunks."""
   counts, bands = [], []
   for chunk in chunks:
-    above = chunk > high
-    counts.append(_count(above))
-    in_band = tf.logical_and(chunk >= low, tf.logical_not(above))
-    bands.append(tf.boolean_mask(chunk, in_band))
+    at_least_low = chunk >= low
+    band = tf.boolean_mask(chunk, tf.logical_and(at_least_low, chunk <= high))
+    # #(v > high) = #(v >= low) - #(low <= v <= high): one pass fewer than
+    # counting `chunk > high` separately.
+    counts.append(_count(at_least_low) - tf.size(band))
+    bands.append(band)
   if len(chunks) == 1:
     return counts[0], bands[0]
   return tf.add_n(counts), tf.concat(bands, axis=0)
