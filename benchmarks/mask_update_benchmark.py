@@ -5,8 +5,10 @@ mask update of a single weight element-wise, with 4x4 block pooling, and with
 2:4 (N:M, which has no threshold method), plus a model of several weights.
 In the same run it times the memory floor (numpy copy of the weight into a
 preallocated array) and the selection floor (`np.partition` of |w|, abs
-included, finding the k-th largest), and prints the ratios against the
-issue-10 targets:
+included, finding the k-th largest), and a TensorFlow floor: one session run
+that only writes the masks for a known threshold (abs, compare, cast, assign:
+the work every update must do whatever selects the threshold). It prints the
+ratios against the issue-10 targets:
 
   histogram <= 12x copy; sort, exact <= 3x np.partition;
   4x4 blocks and 2:4 <= 2x their element-wise counterpart.
@@ -78,6 +80,26 @@ def time_mask_update(weights, method, structure):
                                   _REPEATS.value, _WARMUP.value)
 
 
+def time_tf_mask_floor(weights):
+  """Median ms of writing |w| > constant into each weight's mask variable."""
+  with tf.Graph().as_default():
+    assigns = []
+    for i, value in enumerate(weights):
+      weight = tf.compat.v1.get_variable('weights%d' % i, initializer=value,
+                                         use_resource=True)
+      mask = tf.compat.v1.get_variable(
+          'mask%d' % i, value.shape, initializer=tf.ones_initializer(),
+          trainable=False, use_resource=True)
+      assigns.append(mask.assign(
+          tf.cast(tf.abs(weight) > 1.0, tf.float32)).op)
+    update = tf.group(*assigns)
+    with tf.compat.v1.Session(
+        config=bench_util.session_config(_THREADS.value)) as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      return bench_util.median_ms(lambda: session.run(update),
+                                  _REPEATS.value, _WARMUP.value)
+
+
 def numpy_floors(weights):
   """(copy ms, np.partition ms) for all `weights` together."""
   copies = [np.empty_like(w) for w in weights]
@@ -98,14 +120,17 @@ def numpy_floors(weights):
 
 def _rows_for(label, weights):
   copy_ms, partition_ms = numpy_floors(weights)
-  base = dict(weight=label, copy_ms=copy_ms, partition_ms=partition_ms)
+  tf_mask_ms = time_tf_mask_floor(weights)
+  base = dict(weight=label, copy_ms=copy_ms, partition_ms=partition_ms,
+              tf_mask_ms=tf_mask_ms)
   rows, elementwise = [], {}
   structures = ['elementwise'] + (['block4x4'] if _STRUCTURED.value else [])
   for structure in structures:
     for method in _METHODS.value:
       ms = time_mask_update(weights, method, structure)
       row = dict(base, structure=structure, method=method, update_ms=ms,
-                 x_copy=ms / copy_ms, x_partition=ms / partition_ms)
+                 x_copy=ms / copy_ms, x_partition=ms / partition_ms,
+                 x_tf_mask=ms / tf_mask_ms)
       if structure == 'elementwise':
         elementwise[method] = ms
       else:
@@ -115,7 +140,8 @@ def _rows_for(label, weights):
   if _STRUCTURED.value:
     ms = time_mask_update(weights, 'histogram', '2:4')
     row = dict(base, structure='2:4', method='-', update_ms=ms,
-               x_copy=ms / copy_ms, x_partition=ms / partition_ms)
+               x_copy=ms / copy_ms, x_partition=ms / partition_ms,
+               x_tf_mask=ms / tf_mask_ms)
     reference = elementwise.get('histogram') or min(elementwise.values())
     row['x_elementwise'] = ms / reference
     rows.append(_judge(row))
@@ -150,8 +176,8 @@ def main(argv):
              for _ in range(_MODEL_WEIGHTS.value)]
     rows.extend(_rows_for('%d x %dx%d' % (len(model), side, side), model))
   columns = ['weight', 'structure', 'method', 'update_ms', 'copy_ms',
-             'partition_ms', 'x_copy', 'x_partition', 'x_elementwise',
-             'target', 'met']
+             'partition_ms', 'tf_mask_ms', 'x_copy', 'x_partition',
+             'x_tf_mask', 'x_elementwise', 'target', 'met']
   bench_util.print_table(columns, rows)
   after = bench_util.machine()
   print('machine: %s, %d cores, load %s -> %s' % (
