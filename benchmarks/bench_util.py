@@ -77,3 +77,18 @@ def write_json(path, payload):
   with open(path, 'w') as f:
     json.dump(payload, f, indent=1, sort_keys=True)
   print('wrote %s' % path)
+
+
+def report(benchmark, columns, rows, before, output, **settings):
+  """Prints the table and the machine line; writes the JSON when `output`.
+
+  `before` is machine() taken before the runs; the load after them is added,
+  so a reader can tell a quiet run from a busy one.
+  """
+  print_table(columns, rows)
+  load_after = machine()['load_average']
+  print('machine: %s, %d cores, load %s -> %s' % (
+      before['cpu'], before['cores'], before['load_average'], load_after))
+  if output:
+    write_json(output, dict(settings, benchmark=benchmark, machine=before,
+                            load_average_after=load_after, rows=rows))

@@ -178,18 +178,9 @@ def main(argv):
   columns = ['weight', 'structure', 'method', 'update_ms', 'copy_ms',
              'partition_ms', 'tf_mask_ms', 'x_copy', 'x_partition',
              'x_tf_mask', 'x_elementwise', 'target', 'met']
-  bench_util.print_table(columns, rows)
-  after = bench_util.machine()
-  print('machine: %s, %d cores, load %s -> %s' % (
-      before['cpu'], before['cores'], before['load_average'],
-      after['load_average']))
-  if _OUTPUT.value:
-    bench_util.write_json(_OUTPUT.value, dict(
-        benchmark='mask_update', sparsity=_SPARSITY.value,
-        repeats=_REPEATS.value, warmup=_WARMUP.value,
-        threads=_THREADS.value, machine=before,
-        load_average_after=after['load_average'], rows=rows))
-
+  bench_util.report('mask_update', columns, rows, before, _OUTPUT.value,
+                    sparsity=_SPARSITY.value, repeats=_REPEATS.value,
+                    warmup=_WARMUP.value, threads=_THREADS.value)
 
 if __name__ == '__main__':
   app.run(main)

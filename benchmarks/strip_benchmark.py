@@ -61,15 +61,9 @@ def main(argv):
     row = dict(model='cifar10', strip_ms=ms,
                checkpoint_bytes=checkpoint_bytes,
                stripped_bytes=os.path.getsize(output))
-  bench_util.print_table(['model', 'strip_ms', 'checkpoint_bytes',
-                          'stripped_bytes'], [row])
-  print('machine: %s, %d cores, load %s' % (
-      before['cpu'], before['cores'], before['load_average']))
-  if _OUTPUT.value:
-    bench_util.write_json(_OUTPUT.value, dict(
-        benchmark='strip', repeats=_REPEATS.value, warmup=_WARMUP.value,
-        machine=before, rows=[row]))
-
+  bench_util.report('strip', ['model', 'strip_ms', 'checkpoint_bytes',
+                              'stripped_bytes'], [row], before, _OUTPUT.value,
+                    repeats=_REPEATS.value, warmup=_WARMUP.value)
 
 if __name__ == '__main__':
   app.run(main)

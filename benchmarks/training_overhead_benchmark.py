@@ -151,20 +151,12 @@ def main(argv):
           met=None if target is None else overhead <= target))
       print('%s f=%d: %.2f ms vs %.2f ms' % (model, frequency, ms, base),
             flush=True)
-  bench_util.print_table(['model', 'pruning_frequency', 'unpruned_ms',
-                          'pruned_ms', 'ratio', 'overhead_pct', 'target_pct',
-                          'met'], rows)
-  after = bench_util.machine()
-  print('machine: %s, %d cores, load %s -> %s' % (
-      before['cpu'], before['cores'], before['load_average'],
-      after['load_average']))
-  if _OUTPUT.value:
-    bench_util.write_json(_OUTPUT.value, dict(
-        benchmark='training_overhead', batch_size=_BATCH.value,
-        window=_WINDOW.value, repeats=_REPEATS.value,
-        threshold_method=_METHOD.value, threads=_THREADS.value,
-        machine=before, load_average_after=after['load_average'], rows=rows))
-
+  bench_util.report(
+      'training_overhead', ['model', 'pruning_frequency', 'unpruned_ms',
+                            'pruned_ms', 'ratio', 'overhead_pct',
+                            'target_pct', 'met'], rows, before, _OUTPUT.value,
+      batch_size=_BATCH.value, window=_WINDOW.value, repeats=_REPEATS.value,
+      threshold_method=_METHOD.value, threads=_THREADS.value)
 
 if __name__ == '__main__':
   app.run(main)

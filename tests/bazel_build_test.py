@@ -13,7 +13,7 @@ import os
 import pytest
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_PACKAGE_DIRS = ('model_pruning', 'examples')
+_PACKAGE_DIRS = ('model_pruning', 'examples', 'benchmarks')
 
 
 class _Rules:

@@ -1,0 +1,65 @@
+"""The benchmark scripts run end to end at toy sizes and write their JSON.
+
+No timing is asserted (the machine is shared); this only keeps the scripts
+working: flags, table, machine facts and the JSON rows a reader relies on.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run_benchmark(module, output, *flags):
+  result = subprocess.run(
+      [sys.executable, '-m', 'benchmarks.' + module, '--output=%s' % output]
+      + list(flags), cwd=_REPO_ROOT, capture_output=True, text=True,
+      timeout=600, env=dict(os.environ, PYTHONPATH=_REPO_ROOT,
+                            TF_CPP_MIN_LOG_LEVEL='2'))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'machine: ' in result.stdout
+  with open(output) as f:
+    return json.load(f)
+
+
+@pytest.mark.slow  # three fresh interpreters import TensorFlow
+def test_mask_update_benchmark_writes_rows_with_floors(tmp_path):
+  report = _run_benchmark('mask_update_benchmark', tmp_path / 'mask.json',
+                          '--sizes=64', '--repeats=1', '--warmup=0',
+                          '--model_weights=2', '--model_side=32')
+  assert report['benchmark'] == 'mask_update'
+  assert report['machine']['tensorflow'] and report['load_average_after']
+  rows = report['rows']
+  # 2 weights x (3 methods x {element-wise, 4x4 blocks} + 2:4).
+  assert len(rows) == 14
+  assert {r['weight'] for r in rows} == {'64x64', '2 x 32x32'}
+  for row in rows:
+    for key in ('update_ms', 'copy_ms', 'partition_ms', 'tf_mask_ms'):
+      assert row[key] > 0
+    assert row['x_copy'] == pytest.approx(row['update_ms'] / row['copy_ms'])
+    assert isinstance(row['met'], bool) and row['target'].startswith('<=')
+
+
+@pytest.mark.slow
+def test_training_overhead_benchmark_has_masks_only_row(tmp_path):
+  report = _run_benchmark('training_overhead_benchmark',
+                          tmp_path / 'train.json', '--models=mlp',
+                          '--frequencies=0,1', '--window=2', '--repeats=1',
+                          '--warmup=0', '--batch_size=4')
+  rows = report['rows']
+  assert [r['pruning_frequency'] for r in rows] == [0, 1]
+  assert rows[1]['target_pct'] == 15.0 and rows[0]['target_pct'] is None
+  for row in rows:
+    assert row['ratio'] == pytest.approx(row['pruned_ms'] / row['unpruned_ms'])
+
+
+@pytest.mark.slow
+def test_strip_benchmark_reports_sizes(tmp_path):
+  report = _run_benchmark('strip_benchmark', tmp_path / 'strip.json',
+                          '--repeats=1', '--warmup=0')
+  [row] = report['rows']
+  assert row['model'] == 'cifar10'
+  assert 0 < row['stripped_bytes'] < row['checkpoint_bytes']
