@@ -62,6 +62,15 @@ def _hparams(method, structure):
   return pruning.get_pruning_hparams().parse(text)
 
 
+def _median_run_ms(op):
+  """Median ms of `session.run(op)` in a fresh session of the default graph."""
+  with tf.compat.v1.Session(
+      config=bench_util.session_config(_THREADS.value)) as session:
+    session.run(tf.compat.v1.global_variables_initializer())
+    return bench_util.median_ms(lambda: session.run(op), _REPEATS.value,
+                                _WARMUP.value)
+
+
 def time_mask_update(weights, method, structure):
   """Median ms of one mask_update_op run for these numpy weights."""
   with tf.Graph().as_default():
@@ -73,11 +82,7 @@ def time_mask_update(weights, method, structure):
         pruning.apply_mask(weight, scope)
     update = pruning.Pruning(_hparams(method, structure),
                              global_step=step).mask_update_op()
-    with tf.compat.v1.Session(
-        config=bench_util.session_config(_THREADS.value)) as session:
-      session.run(tf.compat.v1.global_variables_initializer())
-      return bench_util.median_ms(lambda: session.run(update),
-                                  _REPEATS.value, _WARMUP.value)
+    return _median_run_ms(update)
 
 
 def time_tf_mask_floor(weights):
@@ -92,12 +97,7 @@ def time_tf_mask_floor(weights):
           trainable=False, use_resource=True)
       assigns.append(mask.assign(
           tf.cast(tf.abs(weight) > 1.0, tf.float32)).op)
-    update = tf.group(*assigns)
-    with tf.compat.v1.Session(
-        config=bench_util.session_config(_THREADS.value)) as session:
-      session.run(tf.compat.v1.global_variables_initializer())
-      return bench_util.median_ms(lambda: session.run(update),
-                                  _REPEATS.value, _WARMUP.value)
+    return _median_run_ms(tf.group(*assigns))
 
 
 def numpy_floors(weights):
@@ -181,6 +181,7 @@ def main(argv):
   bench_util.report('mask_update', columns, rows, before, _OUTPUT.value,
                     sparsity=_SPARSITY.value, repeats=_REPEATS.value,
                     warmup=_WARMUP.value, threads=_THREADS.value)
+
 
 if __name__ == '__main__':
   app.run(main)

@@ -65,5 +65,6 @@ def main(argv):
                               'stripped_bytes'], [row], before, _OUTPUT.value,
                     repeats=_REPEATS.value, warmup=_WARMUP.value)
 
+
 if __name__ == '__main__':
   app.run(main)

@@ -158,5 +158,6 @@ def main(argv):
       batch_size=_BATCH.value, window=_WINDOW.value, repeats=_REPEATS.value,
       threshold_method=_METHOD.value, threads=_THREADS.value)
 
+
 if __name__ == '__main__':
   app.run(main)

@@ -43,9 +43,9 @@ def test_readme_usage_example_prunes():
       'sparsity_function_begin_step=1000,sparsity_function_end_step=20000',
       'sparsity_function_begin_step=10,sparsity_function_end_step=50')
   assert 'end_pruning_step=50' in snippet and 'function_end_step=50' in snippet
-  lines = snippet.rstrip('\n').split('\n')
   # Run the check inside the README's `with Session` block.
-  program = _BATCHES + '\n'.join(lines) + '\n' + textwrap.indent(_CHECK, '  ')
+  program = (_BATCHES + snippet.rstrip('\n') + '\n' +
+             textwrap.indent(_CHECK, '  '))
   result = subprocess.run([sys.executable, '-c', program], cwd=_REPO_ROOT,
                           capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))

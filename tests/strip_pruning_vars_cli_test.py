@@ -31,7 +31,6 @@ _HPARAMS = ('pruning_frequency=1,begin_pruning_step=0,end_pruning_step=20,'
             'threshold_decay=0.0')
 _STEPS = 20
 _UNPRUNED_STEP = 200
-# TF's C++ start-up lines (CUDA stubs, absl::InitializeLog) are not ours.
 
 def _session(graph=None):
   """A session without Grappler, whose rewrites can differ between graphs."""
@@ -165,10 +164,6 @@ def cli_runs(checkpoints):
     return {case: (futures[case].result(), cases[case][1]) for case in cases}
 
 
-def _own_stderr_lines(process):
-  return log_capture.own_stderr_lines(process.stderr)
-
-
 def _run_graph_def(graph_def):
   with tf.Graph().as_default() as graph:
     tf.compat.v1.import_graph_def(graph_def, name='final')
@@ -215,7 +210,7 @@ def test_checkpoint_path_and_as_text(cli_runs, checkpoints):
 def test_unpruned_checkpoint_warns(cli_runs):
   process, _ = cli_runs['unpruned']
   assert process.returncode == 0, process.stderr
-  warnings = [line for line in _own_stderr_lines(process)
+  warnings = [line for line in log_capture.own_stderr_lines(process.stderr)
               if line.startswith('W') and 'every mask is all ones' in line]
   assert len(warnings) == 1, process.stderr
   assert 'global step %d' % _UNPRUNED_STEP in warnings[0]
@@ -242,7 +237,7 @@ def test_bad_input_is_one_error_line(cli_runs, case, message):
   process, output_dir = cli_runs[case]
   assert process.returncode != 0
   assert 'Traceback' not in process.stderr
-  lines = _own_stderr_lines(process)
+  lines = log_capture.own_stderr_lines(process.stderr)
   assert len(lines) == 1, process.stderr
   assert lines[0].startswith('strip_pruning_vars: error: ')
   assert message in lines[0]
