@@ -13,7 +13,7 @@ import pytest
 
 from examples.cifar10 import sweep
 from examples.cifar10 import training
-from model_pruning.python import pruning_schedule
+from model_pruning.python import pruning_spec
 from model_pruning.python import sparsity_plots
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,7 +53,7 @@ def test_schedule_hparams_follow_the_formula(schedule, target, expected):
               10, 10, 70, 5)
   for step in (10, 25, 40, 70, 100):
     progress = min(max((step - 10) / 60.0, 0.0), 1.0)
-    assert pruning_schedule.scheduled_sparsity(step, hparams) == (
+    assert pruning_spec.scheduled_sparsity(step, hparams) == (
         pytest.approx(expected(progress), abs=1e-12))
 
 

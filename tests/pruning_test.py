@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from model_pruning.python import pruning
+from model_pruning.python import pruning_spec
 from tests import reference
 
 _METHODS = ['histogram', 'sort', 'exact']
@@ -56,9 +57,12 @@ class TestHParams:
     assert p._spec.pruning_frequency == 10
     assert p._spec.sparsity_function_end_step == 100
     assert p._spec.target_sparsity == pytest.approx(0.9)
-    assert [e.pattern for e in p._weight_sparsity_map] == ['conv1',
-                                                           'conv2/kernel']
-    assert [e.value for e in p._block_dims_map] == [[4, 4], [1, 4]]
+    plan = pruning_spec.PruningPlan(p.get_spec())
+    assert plan.sparsity_map_patterns == ['conv1', 'conv2/kernel']
+    assert plan.block_dims_map_values == [[4, 4], [1, 4]]
+    assert plan.for_weight('conv1/weights').target == pytest.approx(0.8)
+    assert plan.for_weight('dense2/weights').block_dims == [1, 4]
+    assert plan.for_weight('dense3/weights').block_dims == [1, 1]
 
   def test_init_with_external_sparsity(self):
     sparsity = _sparsity_variable(0.5)
@@ -129,14 +133,17 @@ def test_update_single_mask(method, nbins, sparsity, survivors):
 
 
 def _block_mask(hparams_text, weights, sparsity):
-  threshold = tf.Variable(0.0, name='threshold')
+  """The mask one update gives a weight holding `weights`."""
+  weight = tf.compat.v1.get_variable(
+      'weights', initializer=np.asarray(weights, np.float32))
+  pruning.apply_mask(weight)
   p = pruning.Pruning(_hparams(hparams_text),
                       sparsity=_sparsity_variable(sparsity))
-  new_threshold, mask = p._maybe_update_block_mask(
-      tf.constant(weights, tf.float32), threshold)
+  update = p.mask_update_op()
+  mask = pruning.get_masks()[0]
   assert mask.get_shape().as_list() == list(np.shape(weights))
   with _session() as sess:
-    sess.run(new_threshold)
+    sess.run(update)
     return sess.run(mask)
 
 
@@ -321,11 +328,14 @@ def test_weight_specific_sparsity(method):
 
 def test_per_weight_schedule_interpolates_from_initial_sparsity():
   global_step = tf.compat.v1.train.get_global_step()
+  for scope in ('layer1', 'layer2'):
+    with tf.compat.v1.variable_scope(scope):
+      pruning.apply_mask(_linspace_weight(), scope)
   p = pruning.Pruning(_hparams(
       'initial_sparsity=0.2,target_sparsity=0.5,'
       'weight_sparsity_map=[^layer1/:0.8]'))
-  layer1 = p._get_sparsity('layer1/weights')
-  other = p._get_sparsity('layer2/weights')
+  scheduled = p.sparsity_tensors()
+  layer1, other = scheduled['layer1/weights'][0], scheduled['layer2/weights'][0]
   with _session() as sess:
     for step in (0, 30, 100):
       sess.run(tf.compat.v1.assign(global_step, step))

@@ -32,7 +32,7 @@ from examples.cifar10 import cifar10_pruning as cifar10
 from examples.cifar10 import evaluation
 from examples.cifar10 import synthetic_data
 from examples.cifar10 import training
-from model_pruning.python import pruning_schedule
+from model_pruning.python import pruning_spec
 
 _WORK_DIR = flags.DEFINE_string(
     'work_dir', None, 'Directory for all outputs (default: a new temp dir).')
@@ -111,7 +111,7 @@ def summarize(train_dir, eval_result, stripped_path, hparams):
   return dict(
       global_step=step, precision_at_1=eval_result['precision_at_1'],
       num_examples=eval_result['num_examples'],
-      scheduled_sparsity=pruning_schedule.scheduled_sparsity(step, hparams),
+      scheduled_sparsity=pruning_spec.scheduled_sparsity(step, hparams),
       layers=layers, stripped_model=stripped_path,
       stripped_bytes=len(raw), stripped_gzip_bytes=len(gzip.compress(raw, 9)),
       masks_left_in_stripped_model=leftover_masks)

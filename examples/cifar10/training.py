@@ -14,7 +14,7 @@ from examples.cifar10 import cifar10_input
 from examples.cifar10 import cifar10_pruning as cifar10
 from model_pruning.python import pruning
 from model_pruning.python import pruning_hook
-from model_pruning.python import pruning_schedule
+from model_pruning.python import pruning_spec
 
 
 class ProgressLogger(tf.compat.v1.train.SessionRunHook):
@@ -46,7 +46,7 @@ class ProgressLogger(tf.compat.v1.train.SessionRunHook):
     elapsed = time.time() - self._start_time
     steps = self._step - self._start_step
     achieved = float(run_context.session.run(self._achieved))
-    scheduled = pruning_schedule.scheduled_sparsity(self._step, self._hparams)
+    scheduled = pruning_spec.scheduled_sparsity(self._step, self._hparams)
     print('%s: step %d, loss = %.2f (%.1f examples/sec; %.3f sec/batch), '
           'sparsity scheduled = %.3f achieved = %.3f'
           % (datetime.datetime.now(), self._step, run_values.results,

@@ -2,102 +2,85 @@
 
 With `prune_option=first_order_gradient` (or second order) each weight keeps
 a decayed accumulator `gradient` of its normalised movement, and masks rank
-weights by |W| * gradient. Mixed into `pruning.Pruning`.
+weights by |W| * gradient. These functions build the ops over weight records;
+`Pruning` exposes them under google-research's method names.
+
+Order inside one update (each step reads what the previous one wrote):
+gradient <- decayed movement; old_old <- old; old <- W; then the masks.
 """
 import tensorflow as tf
 
-from model_pruning.python import masked_weights
+from model_pruning.python import pruning_variables
 from model_pruning.python import saliency_masks
+from model_pruning.python import weight_records
+
+GRADIENT_PRUNE_OPTIONS = pruning_variables.GRADIENT_PRUNE_OPTIONS
 
 
-class GradientPruningMixin(object):
-  """The gradient part of `Pruning` (SPEC 2.4.13, ordered per fix Q12)."""
+def uses_gradient(spec):
+  return spec.prune_option in GRADIENT_PRUNE_OPTIONS
 
-  def use_gradient(self):
-    return self._spec.prune_option in masked_weights.GRADIENT_PRUNE_OPTIONS
 
-  def _paired(self, first, second, what):
-    if len(first) != len(second):
-      raise ValueError(
-          'Number of weights %s and number of %s %s mismatch: with '
-          'prune_option=%s every pruned weight needs its gradient variables; '
-          'create them with apply_mask(..., prune_option=%r).' %
-          (len(first), what, len(second), self._spec.prune_option,
-           self._spec.prune_option))
-    return list(zip(first, second))
+def _is_second_order(spec):
+  return spec.prune_option == 'second_order_gradient'
 
-  def _gradient_assigns(self):
-    rate = self._spec.gradient_decay_rate
-    second_order = self._spec.prune_option == 'second_order_gradient'
-    weights = masked_weights.get_weights()
-    olds = self._paired(weights, masked_weights.get_old_weights(), 'old_weights')
-    grads = self._paired(weights, masked_weights.get_gradients(), 'gradients')
-    old_olds = (self._paired(weights, masked_weights.get_old_old_weights(), 'old_old_weights')
-                if second_order else [(w, None) for w in weights])
-    assigns = []
-    for (weight, old), (_, grad), (_, old_old) in zip(olds, grads, old_olds):
-      for other, what in ((old, 'old_weight'), (grad, 'gradient')):
-        if weight.get_shape() != other.get_shape():
-          raise ValueError('weight tensor has different shape from %s: %s vs '
-                           '%s' % (what, weight.get_shape(), other.get_shape()))
-      assigns.append(masked_weights.assign_variable(
-          grad, saliency_masks.decayed_gradient(
-              masked_weights.read_in_order(weight), masked_weights.read_in_order(old),
-              None if old_old is None else masked_weights.read_in_order(old_old),
-              masked_weights.read_in_order(grad), rate)))
-    step_assign = tf.compat.v1.assign(
-        self._last_gradient_update_step, self._global_step,
-        name='last_gradient_update_step_assign')
-    return assigns + [step_assign]
 
-  def gradient_update_op(self):
-    """Decays the weight-movement saliency into the `gradient` variables."""
-    if not self.use_gradient():
-      return tf.no_op('gradient_update_no_op')
-    with tf.compat.v1.name_scope(self._name_scope):
-      return tf.group(*self._gradient_assigns(), name='gradient_update')
+def _check_shapes(record):
+  for other, what in ((record.old_weight, 'old_weight'),
+                      (record.gradient, 'gradient')):
+    if record.weight.get_shape() != other.get_shape():
+      raise ValueError('weight tensor has different shape from %s: %s vs %s' %
+                       (what, record.weight.get_shape(), other.get_shape()))
 
-  def _snapshot_assigns(self, sources, targets, what):
-    return [masked_weights.assign_variable(target, masked_weights.read_in_order(source))
-            for source, target in self._paired(sources, targets, what)]
 
-  def old_weight_update_op(self):
-    """old_weight <- weight for every pruned weight."""
-    if not self.use_gradient():
-      return tf.no_op('gradient_update_no_op')
-    with tf.compat.v1.name_scope(self._name_scope):
-      return tf.group(*self._snapshot_assigns(
-          masked_weights.get_weights(), masked_weights.get_old_weights(), 'old_weights'),
-                      name='old_weight_update')
+def gradient_assigns(records, spec, step, last_gradient_update_step):
+  """gradient <- r g + (1 - r) |movement| for every record; records the step."""
+  weight_records.check_gradients(records, spec.prune_option,
+                                 _is_second_order(spec))
+  read = pruning_variables.read_in_order
+  assigns = []
+  for record in records:
+    _check_shapes(record)
+    old_old = (read(record.old_old_weight) if _is_second_order(spec)
+               else None)
+    assigns.append(pruning_variables.assign_variable(
+        record.gradient, saliency_masks.decayed_gradient(
+            read(record.weight), read(record.old_weight), old_old,
+            read(record.gradient), spec.gradient_decay_rate)))
+  assigns.append(tf.compat.v1.assign(
+      last_gradient_update_step, step,
+      name='last_gradient_update_step_assign'))
+  return assigns
 
-  def old_old_weight_update_op(self):
-    """old_old_weight <- old_weight (second order only)."""
-    if self._spec.prune_option != 'second_order_gradient':
-      return tf.no_op('gradient_update_no_op')
-    with tf.compat.v1.name_scope(self._name_scope):
-      return tf.group(*self._snapshot_assigns(
-          masked_weights.get_old_weights(), masked_weights.get_old_old_weights(), 'old_old_weights'),
-                      name='old_old_weight_update')
 
-  def _gradient_chain(self):
-    """gradients -> old_old <- old -> old <- W, in that order (fix Q12)."""
-    if not self.use_gradient():
-      return []
-    gradient_op = self.gradient_update_op()
-    with tf.control_dependencies([gradient_op]):
-      old_old_op = self.old_old_weight_update_op()
-    with tf.control_dependencies([old_old_op]):
-      old_op = self.old_weight_update_op()
-    return [old_op]
+def snapshot_assigns(records, spec, source, target):
+  """target <- source for every record (e.g. 'weight' -> 'old_weight')."""
+  weight_records.check_gradients(records, spec.prune_option,
+                                 _is_second_order(spec))
+  return [pruning_variables.assign_variable(
+      getattr(record, target),
+      pruning_variables.read_in_order(getattr(record, source)))
+          for record in records]
 
-  def conditional_gradient_update_op(self):
-    """Runs `gradient_update_op` at every step inside the pruning window."""
-    spec = self._spec
-    with tf.compat.v1.name_scope(self._name_scope):
-      step = self._global_step
-      in_window = tf.logical_and(
-          tf.greater_equal(step, spec.begin_pruning_step),
-          tf.logical_or(tf.less_equal(step, spec.end_pruning_step),
-                        tf.less(spec.end_pruning_step, 0)))
-      return tf.compat.v1.cond(in_window, self.gradient_update_op, tf.no_op,
-                               name='conditional_gradient_update')
+
+def update_chain(records, spec, step, last_gradient_update_step):
+  """The ops that must precede a gradient-based mask update, in order.
+
+  Returns:
+    [] without a gradient option, else [op] whose control inputs run
+    gradient, then old_old <- old, then old <- W.
+  """
+  if not uses_gradient(spec):
+    return []
+  gradient_op = tf.group(*gradient_assigns(records, spec, step,
+                                           last_gradient_update_step),
+                         name='gradient_update')
+  ops = [gradient_op]
+  if _is_second_order(spec):
+    with tf.control_dependencies(ops):
+      ops = [tf.group(*snapshot_assigns(records, spec, 'old_weight',
+                                        'old_old_weight'),
+                      name='old_old_weight_update')]
+  with tf.control_dependencies(ops):
+    return [tf.group(*snapshot_assigns(records, spec, 'weight', 'old_weight'),
+                     name='old_weight_update')]

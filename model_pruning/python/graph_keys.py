@@ -91,3 +91,9 @@ def register_pruned_weight(mask, threshold, weight, masked_weight,
 def get_collection_copy(name, group_name=None):
   """Returns a copy of the (optionally group-suffixed) collection as a list."""
   return list(tf.compat.v1.get_collection(attach_group_suffix(name, group_name)))
+
+# Each Pruning object stores its hparams as a JSON string constant named
+# `<name scope>/hparams_json` in this collection, so tools that only see a
+# checkpoint's meta graph can recover the schedule.
+HPARAMS_COLLECTION = 'pruning_hparams'
+HPARAMS_JSON_NAME = 'hparams_json'

@@ -17,49 +17,14 @@ This module is pure math (tensors in, tensors out: no variables, no
 collections), plus a numpy checker `count_m_by_n_violations` used by the
 check_sparsity tool, which must not need a graph.
 """
-import re
-
 import numpy as np
 import tensorflow as tf
+
+from model_pruning.python.pruning_spec import parse_m_by_n  # pylint: disable=unused-import
 
 SUPPORTED_RANKS = (2, 3, 4, 5)
 # Input (reduction) axis of every supported TF kernel layout.
 INPUT_AXIS = -2
-
-_PATTERN_RE = re.compile(r'^\s*(\d+)\s*[:,]\s*(\d+)\s*$')
-
-
-def parse_m_by_n(text):
-  """Parses an `M:N` (or `M,N`) pattern string into `(m, n)` with 0 < m < n.
-
-  Args:
-    text: e.g. '2:4' or '2,4'; a `(m, n)` pair is accepted as is and validated.
-
-  Returns:
-    `(m, n)` as Python ints.
-
-  Raises:
-    ValueError: on anything else, naming the value, e.g. for '4:2'
-      "m_by_n must satisfy 0 < M < N, got '4:2' (M=4, N=2); use e.g. '2:4'".
-  """
-  if isinstance(text, (tuple, list)) and len(text) == 2:
-    m, n = text
-    shown = '%s:%s' % (m, n)
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-               for v in (m, n)):
-      raise ValueError("m_by_n must be two integers, got %r; use e.g. (2, 4)"
-                       % (tuple(text),))
-  else:
-    match = _PATTERN_RE.match(text) if isinstance(text, str) else None
-    if match is None:
-      raise ValueError("m_by_n must look like 'M:N' (or 'M,N'), got %r; "
-                       "use e.g. '2:4'" % (text,))
-    m, n = int(match.group(1)), int(match.group(2))
-    shown = text
-  if not 0 < m < n:
-    raise ValueError("m_by_n must satisfy 0 < M < N, got %r (M=%d, N=%d); "
-                     "use e.g. '2:4'" % (shown, m, n))
-  return int(m), int(n)
 
 
 def can_apply_m_by_n(shape, n):

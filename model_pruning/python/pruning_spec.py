@@ -7,13 +7,16 @@ not after a day of training.
 """
 import collections
 import difflib
+import numbers
 import re
 
 from model_pruning.python import hparam
+from model_pruning.python import pruning_schedule
 
 THRESHOLD_METHODS = ('histogram', 'sort', 'exact')
 PRUNE_OPTIONS = ('weight', 'first_order_gradient', 'second_order_gradient')
 POOLING_FUNCTIONS = ('AVG', 'MAX')
+_M_BY_N_RE = re.compile(r'^\s*(\d+)\s*[:,]\s*(\d+)\s*$')
 
 # Hparams read only by google-research's graph_compression library. Accepted so
 # that google-research hparam strings parse unchanged; `Pruning` ignores them.
@@ -57,7 +60,7 @@ def default_hparams():
       weight_sparsity_map=[''],
       block_dims_map=[''],
       do_not_prune=[''],
-      threshold_decay=0.9,
+      threshold_decay=0.0,
       threshold_method='histogram',
       seed=-1,
       pruning_frequency=10,
@@ -82,18 +85,37 @@ def default_hparams():
       **COMPRESSION_PASS_THROUGH)
 
 
-def normalize_spec(spec):
-  """Returns a copy of `spec` with every missing default hparam added.
+def as_full_spec(spec=None):
+  """A pruning HParams holding every default hparam, from any accepted form.
 
-  google-research's `_normalize_spec` mutated the caller's object; we copy.
+  Args:
+    spec: None (all defaults); a dict of hparams (e.g. decoded from the JSON a
+      graph stores); or an HParams, returned as is when it already has every
+      default hparam, else copied with the missing ones added (extra hparams,
+      such as google-research's compression ones, are kept).
+
+  Returns:
+    An HParams. google-research's `_normalize_spec` mutated the caller's
+    object; this never does.
   """
+  if spec is None:
+    return default_hparams()
+  values = spec if isinstance(spec, dict) else spec.values()
   merged = default_hparams()
-  for name, value in spec.values().items():
+  if not isinstance(spec, dict) and all(name in values
+                                        for name in merged.values()):
+    return spec
+  for name, value in values.items():
     if name in merged:
       merged.set_hparam(name, value)
     else:
       merged.add_hparam(name, value)
   return merged
+
+
+def normalize_spec(spec):
+  """Returns `spec` with every missing default hparam added (a copy)."""
+  return as_full_spec(spec)
 
 
 def _check_range(name, value, low, high, high_inclusive=False):
@@ -113,35 +135,15 @@ def _check_choice(name, value, choices):
 
 
 def validate_spec(spec):
-  """Raises ValueError naming the hparam, the value and the fix (SPEC 2.4.2)."""
-  if spec.begin_pruning_step < 0:
-    raise ValueError('Illegal value for begin_pruning_step: %d; it must be >= 0'
-                     % spec.begin_pruning_step)
-  if (spec.begin_pruning_step >= spec.end_pruning_step and
-      spec.end_pruning_step != -1):
-    raise ValueError(
-        'Pruning must begin before it can end: begin_pruning_step=%d, '
-        'end_pruning_step=%d. Use end_pruning_step=-1 to prune until training '
-        'ends.' % (spec.begin_pruning_step, spec.end_pruning_step))
-  if spec.sparsity_function_begin_step < 0:
-    raise ValueError('sparsity_function_begin_step must be >= 0, got %d' %
-                     spec.sparsity_function_begin_step)
-  if spec.sparsity_function_begin_step >= spec.sparsity_function_end_step:
-    raise ValueError(
-        'Sparsity function requires begin_step < end_step: '
-        'sparsity_function_begin_step=%d, sparsity_function_end_step=%d' %
-        (spec.sparsity_function_begin_step, spec.sparsity_function_end_step))
+  """Raises ValueError naming the hparam, the value and the fix.
+
+  The schedule's own hparams are checked by `pruning_schedule.Schedule`; the
+  maps by `PruningPlan`.
+  """
+  pruning_schedule.Schedule.from_hparams(spec)
   _check_range('threshold_decay', spec.threshold_decay, 0.0, 1.0)
-  _check_range('initial_sparsity', spec.initial_sparsity, 0.0, 1.0)
-  _check_range('target_sparsity', spec.target_sparsity, 0.0, 1.0)
   _check_range('gradient_decay_rate', spec.gradient_decay_rate, 0.0, 1.0,
                high_inclusive=True)
-  if spec.sparsity_function_exponent < 0:
-    raise ValueError('sparsity_function_exponent must be >= 0, got %r' %
-                     spec.sparsity_function_exponent)
-  if spec.pruning_frequency < 1:
-    raise ValueError('pruning_frequency must be >= 1 (global steps between '
-                     'mask updates), got %d' % spec.pruning_frequency)
   if spec.nbins < 1:
     raise ValueError('nbins must be >= 1, got %d' % spec.nbins)
   _check_choice('threshold_method', spec.threshold_method, THRESHOLD_METHODS)
@@ -150,8 +152,7 @@ def validate_spec(spec):
                 POOLING_FUNCTIONS)
   _check_block_dims('block_height/block_width',
                     [spec.block_height, spec.block_width])
-  if spec.sparsity_m_by_n:
-    parse_m_by_n(spec.sparsity_m_by_n, 'sparsity_m_by_n')
+  PruningPlan(spec)
 
 
 def _check_block_dims(name, dims):
@@ -230,17 +231,41 @@ def parse_block_dims_map(entries, map_name='block_dims_map'):
   ]
 
 
-def parse_m_by_n(text, name='sparsity_m_by_n'):
-  """Parses '2:4' (or '2,4') into (2, 4): at most M non-zeros in every N."""
-  parts = re.split(r'[:,]', str(text).strip())
-  try:
-    m, n = (int(part) for part in parts)
-  except ValueError:
-    raise ValueError('%s must look like M:N with integers 0 < M < N, e.g. '
-                     '2:4, got %r' % (name, text)) from None
+def parse_m_by_n(text, name='m_by_n'):
+  """Parses an N:M pattern into `(m, n)`: at most M non-zeros in every N.
+
+  The one parser of the pattern syntax, for hparams, flags and calls alike.
+
+  Args:
+    text: 'M:N' or 'M,N' (e.g. '2:4'); an `(m, n)` pair of ints is
+      accepted as is and validated.
+    name: what the value is called in errors (the hparam or flag).
+
+  Returns:
+    `(m, n)` as Python ints with 0 < m < n.
+
+  Raises:
+    ValueError: naming the value, e.g. for '4:2' "sparsity_m_by_n must
+      satisfy 0 < M < N, got '4:2' (M=4, N=2); use e.g. '2:4'".
+  """
+  if isinstance(text, (tuple, list)) and len(text) == 2:
+    m, n = text
+    shown = '%s:%s' % (m, n)
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+               for v in (m, n)):
+      raise ValueError('%s must be two integers, got %r; use e.g. (2, 4)' %
+                       (name, tuple(text)))
+  else:
+    match = _M_BY_N_RE.match(text) if isinstance(text, str) else None
+    if match is None:
+      raise ValueError("%s must look like 'M:N' (or 'M,N'), got %r; use e.g. "
+                       "'2:4'" % (name, text))
+    m, n = int(match.group(1)), int(match.group(2))
+    shown = text
   if not 0 < m < n:
-    raise ValueError('%s must satisfy 0 < M < N, got %r' % (name, text))
-  return m, n
+    raise ValueError("%s must satisfy 0 < M < N, got %r (M=%d, N=%d); use "
+                     "e.g. '2:4'" % (name, shown, m, n))
+  return int(m), int(n)
 
 
 def parse_m_by_n_map(entries, map_name='m_by_n_map'):
@@ -289,6 +314,102 @@ def parse_group_map(entries, parse_value, map_name):
   return groups
 
 
+def _parse_group_sparsity(text, entry):
+  try:
+    value = float(text)
+  except ValueError:
+    raise ValueError('Sparsity in group_sparsity_map entry %r must be a '
+                     'number' % entry) from None
+  if not 0.0 <= value < 1.0:
+    raise ValueError('Weight sparsity can not exceed 1.0: group_sparsity_map '
+                     'entry %r must be in [0, 1)' % entry)
+  return value
+
+
 def do_not_prune_patterns(spec):
   """The compiled `do_not_prune` patterns (contrib C0/C1), empty ones dropped."""
   return [_compile(p, 'do_not_prune') for p in spec.do_not_prune if p]
+
+
+# How one weight is pruned. `target` is its own final sparsity (None: the
+# global target_sparsity); `block_dims` [h, w] (-1 = whole dimension);
+# `m_by_n` an (M, N) pair or None; `excluded` when do_not_prune matches.
+WeightSettings = collections.namedtuple(
+    'WeightSettings', ['target', 'block_dims', 'm_by_n', 'excluded'])
+
+
+class PruningPlan:
+  """Every per-weight and per-group map of a spec, parsed once.
+
+  `for_weight` is the one place a weight's name is matched against
+  `weight_sparsity_map`, `block_dims_map`, `m_by_n_map` and `do_not_prune`.
+  """
+
+  def __init__(self, spec):
+    self._spec = spec
+    self._sparsity_map = parse_sparsity_map(spec.weight_sparsity_map)
+    self._block_dims_map = parse_block_dims_map(spec.block_dims_map)
+    self._m_by_n_map = parse_m_by_n_map(spec.m_by_n_map)
+    self._m_by_n = (parse_m_by_n(spec.sparsity_m_by_n, 'sparsity_m_by_n')
+                    if spec.sparsity_m_by_n else None)
+    self._do_not_prune = do_not_prune_patterns(spec)
+    self.group_targets = parse_group_map(
+        spec.group_sparsity_map, _parse_group_sparsity, 'group_sparsity_map')
+    self.group_block_dims = parse_group_map(
+        spec.group_block_dims_map,
+        lambda text, entry: parse_block_dims(text, 'group_block_dims_map',
+                                             entry), 'group_block_dims_map')
+    if self._sparsity_map and spec.target_sparsity == 0.0:
+      raise ValueError(
+          'weight_sparsity_map needs target_sparsity > 0: per-weight targets '
+          'are scaled against it. Set target_sparsity to the default target.')
+
+  @property
+  def sparsity_map_patterns(self):
+    return [entry.pattern for entry in self._sparsity_map]
+
+  @property
+  def block_dims_map_values(self):
+    return [entry.value for entry in self._block_dims_map]
+
+  def for_weight(self, weight_name, mask_name=None):
+    """The WeightSettings of the weight whose op name is `weight_name`.
+
+    `do_not_prune` is matched against the mask's name when given (contrib
+    matched mask names), else against the weight's.
+    """
+    target = lookup_map(self._sparsity_map, weight_name,
+                        'weight_sparsity_map')
+    dims = lookup_map(self._block_dims_map, weight_name, 'block_dims_map')
+    m_by_n = lookup_map(self._m_by_n_map, weight_name, 'm_by_n_map')
+    excluded_name = mask_name if mask_name is not None else weight_name
+    return WeightSettings(
+        target=target,
+        block_dims=list(dims if dims is not None else
+                        [self._spec.block_height, self._spec.block_width]),
+        m_by_n=m_by_n if m_by_n is not None else self._m_by_n,
+        excluded=any(regex.search(excluded_name)
+                     for regex in self._do_not_prune))
+
+  def listed_groups(self):
+    """Groups thresholded jointly: named in either group map."""
+    return set(self.group_targets) | set(self.group_block_dims)
+
+
+def scheduled_sparsity(step, hparams, weight_name=None):
+  """The sparsity the hparams' schedule asks of a weight at `step` (a float).
+
+  Args:
+    step: the global step (int).
+    hparams: pruning HParams, or a dict of them (missing ones at defaults).
+    weight_name: optional op name of the weight (e.g. 'conv1/weights'); its
+      `weight_sparsity_map` entry and `do_not_prune` (target 0) apply.
+  """
+  spec = as_full_spec(hparams)
+  target = None
+  if weight_name is not None:
+    settings = PruningPlan(spec).for_weight(weight_name)
+    if settings.excluded:
+      return 0.0
+    target = settings.target
+  return pruning_schedule.Schedule.from_hparams(spec).sparsity(step, target)

@@ -1,54 +1,13 @@
-"""Tensor helpers for pruning: variable factories, pooling, expansion, CDFs.
+"""Tensor math for pruning: pooling, block expansion, histograms and CDFs.
 
-Everything below the variable factories is math: tensors in, tensors out, no
-variables, no collections, no global step (SPEC 2.5).
+Tensors in, tensors out: no variables, no collections, no global step. The
+variable factories and assign helpers that upstream kept here live in
+`pruning_variables`; their upstream names still resolve from this module.
 """
 import numpy as np
 import tensorflow as tf
 
-from model_pruning.python import graph_keys
-
 _NBINS = 256
-
-
-def _scoped_variable(var, scope, name, initializer, shape=None):
-  with tf.compat.v1.variable_scope(scope):
-    return tf.compat.v1.get_variable(
-        name,
-        shape=var.get_shape() if shape is None else shape,
-        initializer=initializer,
-        trainable=False,
-        dtype=var.dtype.base_dtype)
-
-
-def weight_mask_variable(var, scope):
-  """Creates (or reuses) the all-ones, non-trainable `mask` of `var`'s shape."""
-  return _scoped_variable(var, scope, graph_keys.MASK_VARIABLE_NAME,
-                          tf.compat.v1.ones_initializer())
-
-
-def weight_threshold_variable(var, scope):
-  """Creates (or reuses) the scalar, zero, non-trainable `threshold`."""
-  return _scoped_variable(var, scope, graph_keys.THRESHOLD_VARIABLE_NAME,
-                          tf.compat.v1.zeros_initializer(), shape=[])
-
-
-def weight_gradient_variable(var, scope):
-  """The `gradient` saliency accumulator (google-research), zeros."""
-  return _scoped_variable(var, scope, graph_keys.GRADIENT_VARIABLE_NAME,
-                          tf.compat.v1.zeros_initializer())
-
-
-def old_weight_variable(var, scope):
-  """Snapshot of the weight at the previous gradient update, zeros."""
-  return _scoped_variable(var, scope, graph_keys.OLD_WEIGHT_VARIABLE_NAME,
-                          tf.compat.v1.zeros_initializer())
-
-
-def old_old_weight_variable(var, scope):
-  """Snapshot of the weight two gradient updates back, zeros."""
-  return _scoped_variable(var, scope, graph_keys.OLD_OLD_WEIGHT_VARIABLE_NAME,
-                          tf.compat.v1.zeros_initializer())
 
 
 def _static_shape(tensor, what):
@@ -162,38 +121,6 @@ def _real_cell_correction(height, width, block_dims, dtype):
   return tf.constant(block_height * block_width / real_cells, dtype=dtype)
 
 
-def determine_partitioned_axis(partitioned_variable):
-  """The axis along which a PartitionedVariable is split."""
-  partitioned_axis = 0
-  full_shape = partitioned_variable.get_shape()
-  for partition in partitioned_variable:
-    partition_shape = partition.get_shape()
-    differing = [axis for axis in range(len(full_shape))
-                 if partition_shape[axis] != full_shape[axis]]
-    if len(differing) > 1 or (not differing and len(partitioned_variable) > 1):
-      raise ValueError('Number of partitioned axes %s not equal to 1' %
-                       len(differing))
-    if differing:
-      partitioned_axis = differing[0]
-  return partitioned_axis
-
-
-def variable_assign(var, new_value):
-  """Assign op named `<var op name>_assign`."""
-  return tf.compat.v1.assign(var, new_value, name=var.op.name + '_assign')
-
-
-def partitioned_variable_assign(partitioned_var, new_value):
-  """Splits `new_value` like the partitions and assigns each piece."""
-  partitions = list(partitioned_var)
-  axis = 0 if len(partitions) == 1 else determine_partitioned_axis(
-      partitioned_var)
-  sizes = [p.get_shape().as_list()[axis] for p in partitions]
-  pieces = tf.split(new_value, sizes, axis=axis)
-  assigns = [variable_assign(p, piece) for p, piece in zip(partitions, pieces)]
-  return tf.group(*assigns, name=partitioned_var.name + '_group_assign')
-
-
 def _histogram(values, value_range, nbins=100, dtype=tf.int32, name=None):
   """Counts of `values` in `nbins` equal bins of `value_range` (clipped ends)."""
   with tf.compat.v1.name_scope(name, 'histogram', [values, value_range]):
@@ -241,3 +168,17 @@ def compute_cdf(values, value_range, **kwargs):
     cdf = tf.cast(at_or_below, tf.float32)
     return cdf / cdf[-1]
 
+
+_MOVED_TO_PRUNING_VARIABLES = (
+    'weight_mask_variable', 'weight_threshold_variable',
+    'weight_gradient_variable', 'old_weight_variable',
+    'old_old_weight_variable', 'variable_assign', 'partitioned_variable_assign',
+    'determine_partitioned_axis')
+
+
+def __getattr__(name):
+  """Upstream's variable helpers, which live in `pruning_variables` now."""
+  if name in _MOVED_TO_PRUNING_VARIABLES:
+    from model_pruning.python import pruning_variables  # pylint: disable=g-import-not-at-top
+    return getattr(pruning_variables, name)
+  raise AttributeError('module %r has no attribute %r' % (__name__, name))

@@ -123,8 +123,8 @@ def block_mask(weights, gradients, block_dims, pooling, use_tpu, sparsity,
                                        weights.get_shape().as_list())
 
 
-def m_by_n_mask(magnitudes, m_by_n, sparsity, target_sparsity, name,
-                fallback):
+def scheduled_m_by_n_mask(magnitudes, m_by_n, sparsity, target_sparsity,
+                          name, fallback):
   """N:M mask, reached gradually along the schedule.
 
   Each group of N consecutive input channels keeps N - z weights, with

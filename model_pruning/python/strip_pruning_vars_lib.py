@@ -25,9 +25,10 @@ import numpy as np
 import tensorflow as tf
 
 from google.protobuf import message as protobuf_message
+from model_pruning.python import graph_keys
 
-PRUNING_HPARAMS_COLLECTION = 'pruning_hparams'
-HPARAMS_JSON_SUFFIX = 'hparams_json'
+PRUNING_HPARAMS_COLLECTION = graph_keys.HPARAMS_COLLECTION
+HPARAMS_JSON_SUFFIX = graph_keys.HPARAMS_JSON_NAME
 GLOBAL_STEP_NAME = 'global_step'
 
 _MASKED_WEIGHT_RE = re.compile(r'(?:^|/)masked_weight(?:_\d+)?$')

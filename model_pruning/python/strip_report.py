@@ -6,11 +6,9 @@ global step and hparams, and the bytes it wrote, and prints the result.
 """
 import collections
 import gzip
-import types
 
 import numpy as np
 
-from model_pruning.python import pruning_schedule
 from model_pruning.python import pruning_spec
 
 # One row of the report. `target_sparsity` is None when unknown (no global
@@ -33,21 +31,10 @@ def zero_fraction(values):
   return 1.0 - float(np.count_nonzero(values)) / values.size
 
 
-def _as_spec(hparams_dict):
-  """An attribute view of stored hparams, missing keys at their defaults."""
-  values = dict(pruning_spec.default_hparams().values())
-  values.update(hparams_dict)
-  return types.SimpleNamespace(**values)
-
-
-def _target_for_spec(step, spec, weight_name):
-  """One spec's target for `weight_name` at `step`; None if it cannot say."""
-  if weight_name is not None:
-    patterns = pruning_spec.do_not_prune_patterns(spec)
-    if any(pattern.search(weight_name) for pattern in patterns):
-      return 0.0
+def _target_for_spec(step, hparams_dict, weight_name):
+  """One stored spec's target for `weight_name` at `step`; None if unknown."""
   try:
-    return pruning_schedule.scheduled_sparsity(step, spec, weight_name)
+    return pruning_spec.scheduled_sparsity(step, hparams_dict, weight_name)
   except ValueError:
     return None
 
@@ -69,7 +56,7 @@ def target_sparsity(step, hparams_dicts, weight_name=None):
   """
   if step is None or not hparams_dicts:
     return None
-  targets = {_target_for_spec(step, _as_spec(d), weight_name)
+  targets = {_target_for_spec(step, d, weight_name)
              for d in hparams_dicts}
   if len(targets) != 1:
     return None

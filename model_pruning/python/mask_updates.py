@@ -1,0 +1,81 @@
+"""Threshold and mask assign ops for weight records, at an explicit step.
+
+`Pruning` hands each record and an `UpdateContext` (the step, the sparsity
+per target, the threshold method) to `record_assign_ops`, which reads the
+weight as the surrounding control dependencies leave it, computes the new
+(threshold, mask) with `saliency_masks` and assigns both. Nothing here keeps
+state between calls.
+"""
+import collections
+
+import tensorflow as tf
+
+from model_pruning.python import pruning_variables
+from model_pruning.python import saliency_masks
+
+# `step`: int32 step tensor the update sees; `sparsity_for(target)`: the
+# scheduled sparsity tensor of a weight whose own target is `target` (None:
+# the global one); `method`: a saliency_masks.ThresholdMethod; `use_gradient`:
+# saliency is |W| * gradient; `spec`: the full hparams.
+UpdateContext = collections.namedtuple(
+    'UpdateContext', ['step', 'sparsity_for', 'method', 'use_gradient',
+                      'spec'])
+
+
+def _read(variable):
+  return None if variable is None else pruning_variables.read_in_order(variable)
+
+
+def _is_blocked(weights, block_dims):
+  squeezed = [d for d in weights.get_shape().as_list() if d != 1]
+  return len(squeezed) == 2 and list(block_dims) != [1, 1]
+
+
+def new_threshold_and_mask(record, context):
+  """(threshold, float32 mask) of one record: N:M, blocks or element-wise."""
+  settings = record.settings
+  weights = _read(record.weight)
+  gradients = _read(record.gradient) if context.use_gradient else None
+  sparsity = context.sparsity_for(settings.target)
+  spec = context.spec
+  with tf.compat.v1.name_scope(record.name + '_pruning_ops'):
+    if settings.m_by_n is not None or not _is_blocked(weights,
+                                                      settings.block_dims):
+      saliency = saliency_masks.saliency(weights, gradients,
+                                         context.use_gradient)
+
+      def elementwise():
+        return saliency_masks.elementwise_mask(
+            saliency, sparsity, record.threshold, context.method)
+
+      if settings.m_by_n is None:
+        return elementwise()
+      # The part of the schedule done is measured against the weight's own
+      # target, so it too ends exactly M:N.
+      target = (spec.target_sparsity if settings.target is None
+                else settings.target)
+      return saliency_masks.scheduled_m_by_n_mask(
+          saliency, settings.m_by_n, sparsity, target, record.name,
+          fallback=elementwise)
+    if context.use_gradient and gradients is None:
+      raise ValueError('Gradient based pruning needs the gradient tensor for '
+                       'block sparsity of %s.' % record.name)
+    return saliency_masks.block_mask(
+        weights, gradients, settings.block_dims, spec.block_pooling_function,
+        spec.use_tpu, sparsity, record.threshold, context.method)
+
+
+def assign_ops(record, new_threshold, new_mask):
+  """Assigns the new threshold and mask (cast to their variables' dtypes)."""
+  threshold = record.threshold
+  return [
+      pruning_variables.assign_variable(
+          threshold, tf.cast(new_threshold, threshold.dtype)),
+      pruning_variables.assign_variable(
+          record.mask, tf.cast(new_mask, record.mask.dtype)),
+  ]
+
+
+def record_assign_ops(record, context):
+  """The assign ops that update one record's threshold and mask."""
+  return assign_ops(record, *new_threshold_and_mask(record, context))
