@@ -96,3 +96,67 @@ def test_warning_whenever_the_schedule_cannot_finish(
       sparsity_function_end_step=schedule_end)
   if _never_finishes(begin, end, frequency, schedule_begin, schedule_end):
     assert messages, 'no warning for an unfinishable schedule'
+
+
+# threshold_decay > 0: enough updates after the schedule's end? -------------
+
+
+def _smoothed_gap(decay, updates):
+  """Relative gap left after `updates` smoothings from a zero threshold."""
+  threshold = 0.0
+  for _ in range(updates):
+    threshold = (1 - decay) * 1.0 + decay * threshold
+  return 1.0 - threshold
+
+
+def _decay_warnings(**overrides):
+  return [m for m in _construct(**overrides) if 'threshold_decay=' in m]
+
+
+def test_default_threshold_decay_is_zero_and_never_warns():
+  assert pruning.get_pruning_hparams().threshold_decay == 0.0
+  assert _decay_warnings(end_pruning_step=110) == []
+
+
+def test_too_few_updates_for_the_decay_warn_with_the_fix():
+  # Updates at 100, 110, ..., 140 fall at or after the schedule's end: 5 of
+  # the 29 that d = 0.9 needs (0.9**28 = 0.052 > 0.05 >= 0.9**29).
+  messages = _decay_warnings(threshold_decay=0.9, end_pruning_step=140)
+  assert len(messages) == 1, messages
+  message = messages[0]
+  for needle in ('threshold_decay=0.9', 'sparsity_function_end_step=100',
+                 'needs 29 mask updates', 'only 5 remain',
+                 'pruning_frequency=10', 'end_pruning_step=140',
+                 'Set threshold_decay=0.0',
+                 'end_pruning_step to at least 380'):
+    assert needle in message, (needle, message)
+
+
+@pytest.mark.parametrize('overrides', [
+    dict(threshold_decay=0.9, end_pruning_step=380),
+    dict(threshold_decay=0.9, end_pruning_step=-1),
+    dict(threshold_decay=0.5, end_pruning_step=140),
+    dict(threshold_decay=0.9, end_pruning_step=140,
+         threshold_method='exact'),
+], ids=['enough_updates', 'no_end', 'small_decay', 'exact_ignores_decay'])
+def test_enough_updates_for_the_decay_do_not_warn(overrides):
+  assert _decay_warnings(**overrides) == []
+
+
+@hypothesis.settings(max_examples=40, deadline=None)
+@hypothesis.given(decay=st.sampled_from([0.3, 0.5, 0.8, 0.9, 0.95]),
+                  begin=st.integers(0, 50), tail=st.integers(0, 400),
+                  frequency=st.integers(1, 30))
+def test_decay_warning_matches_a_simulated_threshold(decay, begin, tail,
+                                                     frequency):
+  """Warned exactly when the simulated smoothed threshold ends > 5% short."""
+  schedule_end = begin + 100
+  end = schedule_end + tail
+  updates = ref.update_steps(end + frequency, begin, end, frequency,
+                             first_step=0)
+  after_end = len([u for u in updates if u >= schedule_end])
+  messages = _decay_warnings(
+      threshold_decay=decay, begin_pruning_step=begin, end_pruning_step=end,
+      pruning_frequency=frequency, sparsity_function_begin_step=begin,
+      sparsity_function_end_step=schedule_end)
+  assert bool(messages) == (_smoothed_gap(decay, after_end) > 0.05 + 1e-12)

@@ -1,0 +1,94 @@
+"""pruning_schedule.Schedule: the TF and Python forms agree with the oracle."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model_pruning.python import pruning_schedule
+from tests import reference_reliability as ref
+
+_SCHEDULES = {
+    'cubic_defaults': dict(),
+    'linear_offset': dict(initial_sparsity=0.2, target_sparsity=0.8,
+                          begin_step=30, end_step=130, exponent=1.0),
+    'window': dict(begin_pruning_step=5, end_pruning_step=77, frequency=7),
+}
+
+
+@pytest.mark.parametrize('name', sorted(_SCHEDULES))
+def test_python_and_tensorflow_forms_agree_with_the_oracle(name):
+  schedule = pruning_schedule.Schedule(**_SCHEDULES[name])
+  steps = list(range(0, 200, 3))
+  with tf.Graph().as_default():
+    step = tf.compat.v1.placeholder(tf.int32, [])
+    last = tf.compat.v1.placeholder(tf.int32, [])
+    sparsity = schedule.sparsity_tensor(step)
+    mapped = schedule.sparsity_tensor(step, target=0.95)
+    due = schedule.is_update_step_tensor(step, last)
+    with tf.compat.v1.Session() as sess:
+      for t in steps:
+        for previous in (0, t - schedule.frequency, t - 1):
+          feed = {step: t, last: previous}
+          got, got_mapped, got_due = sess.run([sparsity, mapped, due], feed)
+          expected = ref.scheduled_sparsity(
+              t, schedule.begin_step, schedule.end_step,
+              schedule.initial_sparsity, schedule.target_sparsity,
+              schedule.exponent)
+          assert schedule.sparsity(t) == pytest.approx(expected, abs=1e-6)
+          assert got == pytest.approx(expected, abs=1e-6)
+          assert got_mapped == pytest.approx(
+              schedule.sparsity(t, 0.95), abs=1e-6)
+          oracle_due = ref.is_update_step(
+              t, previous, schedule.begin_pruning_step,
+              schedule.end_pruning_step, schedule.frequency)
+          assert schedule.is_update_step(t, previous) == oracle_due
+          assert bool(got_due) == oracle_due
+
+
+@pytest.mark.parametrize('begin,end,frequency,since', [
+    (0, 140, 10, 100), (0, 141, 10, 95), (3, 50, 7, 0), (0, 100, 10, 101),
+    (20, 25, 10, 0)])
+def test_update_counts_match_a_step_by_step_run(begin, end, frequency, since):
+  schedule = pruning_schedule.Schedule(
+      begin_pruning_step=begin, end_pruning_step=end, frequency=frequency)
+  updates = ref.update_steps(end + frequency, begin, end, frequency,
+                             first_step=0)
+  assert schedule.updates_from(since) == len([u for u in updates
+                                              if u >= since])
+  assert schedule.last_update_step() == (updates[-1] if updates else None)
+
+
+def test_no_end_has_no_update_count():
+  assert pruning_schedule.Schedule().updates_from(100) is None
+
+
+@pytest.mark.parametrize('decay,needed', [(0.9, 29), (0.5, 5), (0.0, 0),
+                                          (0.95, 59)])
+def test_decay_updates_needed(decay, needed):
+  assert pruning_schedule.decay_updates_needed(decay) == needed
+  if needed:
+    assert decay ** needed <= 0.05 < decay ** (needed - 1)
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(frequency=0), 'pruning_frequency must be >= 1'),
+    (dict(begin_step=10, end_step=10), 'begin_step < end_step'),
+    (dict(target_sparsity=1.0), r'target_sparsity must be in \[0, 1\)'),
+    (dict(exponent=-1.0), 'sparsity_function_exponent must be >= 0'),
+])
+def test_bad_schedules_name_the_hparam(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    pruning_schedule.Schedule(**kwargs)
+
+
+def test_from_hparams_reads_every_schedule_hparam():
+  from model_pruning.python import pruning_spec  # pylint: disable=g-import-not-at-top
+  hparams = pruning_spec.default_hparams().parse(
+      'initial_sparsity=0.1,target_sparsity=0.6,sparsity_function_begin_step=2,'
+      'sparsity_function_end_step=12,sparsity_function_exponent=2,'
+      'begin_pruning_step=1,end_pruning_step=20,pruning_frequency=3')
+  schedule = pruning_schedule.Schedule.from_hparams(hparams)
+  assert (schedule.initial_sparsity, schedule.target_sparsity,
+          schedule.begin_step, schedule.end_step, schedule.exponent,
+          schedule.begin_pruning_step, schedule.end_pruning_step,
+          schedule.frequency) == (0.1, 0.6, 2, 12, 2.0, 1, 20, 3)
+  assert np.isclose(schedule.sparsity(7), 0.6 - 0.5 * 0.5 ** 2)
