@@ -8,8 +8,8 @@ from absl import logging as absl_logging
 
 class _Collect(logging.Handler):
 
-  def __init__(self):
-    super().__init__(level=logging.WARNING)
+  def __init__(self, level):
+    super().__init__(level=level)
     self.messages = []
 
   def emit(self, record):
@@ -17,15 +17,18 @@ class _Collect(logging.Handler):
 
 
 @contextlib.contextmanager
-def absl_warnings():
-  """Yields the list of warning messages logged inside the block."""
-  handler = _Collect()
+def absl_warnings(level=logging.WARNING):
+  """Yields the list of messages at `level` or above logged in the block."""
+  handler = _Collect(level)
   logger = absl_logging.get_absl_logger()
+  previous = logger.level
   logger.addHandler(handler)
+  logger.setLevel(min(previous or level, level))
   try:
     yield handler.messages
   finally:
     logger.removeHandler(handler)
+    logger.setLevel(previous)
 
 
 # TensorFlow's native (C++) log lines, e.g. the oneDNN notice at import.

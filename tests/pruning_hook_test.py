@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from model_pruning.python import pruning
 from model_pruning.python import pruning_hook
+from tests import log_capture
 from tests import reference_training as ref
 
 _SIZE = 100
@@ -243,3 +244,91 @@ def test_model_pruning_hook_warns_once_when_step_stands_still(caplog,
           sess.run(increment if advances else train_op)
   assert len(_warnings(caplog)) == (0 if advances else 1)
   assert pruned.logged_steps == ([0, 2, 4, 6] if advances else [0])
+
+
+# Achieved vs asked in the log; updates decided on the host ------------------
+
+
+class _CountingSession:
+  """A session proxy that counts `run` calls."""
+
+  def __init__(self, session):
+    self._session = session
+    self.runs = 0
+
+  def run(self, fetches, *args, **kwargs):
+    self.runs += 1
+    return self._session.run(fetches, *args, **kwargs)
+
+
+class _RunContext:
+
+  def __init__(self, session):
+    self.session = session
+
+
+def _drive_hook(hook, increment, num_steps):
+  """Calls the hook around `num_steps` train steps; extra runs per step."""
+  hook.begin()
+  extra_runs, masks = [], []
+  mask = pruning.get_masks()[0]
+  with tf.compat.v1.Session() as session:
+    session.run(tf.compat.v1.global_variables_initializer())
+    hook.after_create_session(session, None)
+    counting = _CountingSession(session)
+    for _ in range(num_steps):
+      fetched = session.run(increment) - 1  # The step read before the run.
+      before = counting.runs
+      hook.after_run(_RunContext(counting),
+                     tf.compat.v1.train.SessionRunValues(
+                         results=fetched, options=None, run_metadata=None))
+      extra_runs.append(counting.runs - before)
+      masks.append(int(np.count_nonzero(session.run(mask))))
+  return extra_runs, masks
+
+
+def test_pruning_hook_runs_nothing_extra_on_steps_without_an_update():
+  with tf.Graph().as_default():
+    p, increment = _pruned_weight(frequency=5)
+    hook = pruning_hook.PruningHook(p, log_every_n_steps=0)
+    extra_runs, masks = _drive_hook(hook, increment, 30)
+  steps_run = list(range(1, 31))
+  updates = ref.conditional_update_steps(steps_run, begin=0, end=-1,
+                                         frequency=5)
+  assert masks == _expected_counts(steps_run, updates)
+  # An extra run only where the step after the run (or the one before, the
+  # read-order candidate) can be an update step: at most 2 per update.
+  ran = [step for step, runs in zip(steps_run, extra_runs) if runs]
+  assert set(updates) <= set(ran)
+  assert len(ran) <= 2 * len(updates) and len(ran) < len(steps_run) / 2
+
+
+def test_pruning_hook_logs_asked_and_achieved_every_n_steps():
+  with tf.Graph().as_default():
+    p, increment = _pruned_weight(frequency=1)
+    hook = pruning_hook.PruningHook(p, log_every_n_steps=4)
+    with log_capture.absl_warnings(logging.INFO) as messages:
+      _, masks = _drive_hook(hook, increment, 12)
+  lines = [m for m in messages if 'sparsity weight asked' in m]
+  assert [line.split(':')[0] for line in lines] == [
+      'step 1', 'step 5', 'step 9']
+  asked = ref.scheduled_sparsity(9, **_SCHEDULE)
+  achieved = 1.0 - masks[8] / _SIZE
+  assert 'weight asked %.3f achieved %.3f' % (asked, achieved) in lines[-1]
+
+
+def test_train_logs_asked_and_achieved_sparsity(tmp_path):
+  from model_pruning.python import learning  # pylint: disable=g-import-not-at-top
+  with tf.Graph().as_default():
+    p, increment = _pruned_weight(frequency=1)
+    update = p.conditional_mask_update_op()
+    loss = tf.identity(tf.cast(increment, tf.float32))
+    with log_capture.absl_warnings(logging.INFO) as messages:
+      learning.train(loss, str(tmp_path), update, number_of_steps=9,
+                     log_every_n_steps=100, sparsity_log_every_n_steps=3,
+                     save_summaries_secs=0, save_interval_secs=0)
+  lines = [m for m in messages if 'sparsity weight asked' in m]
+  assert [line.split(':')[0] for line in lines] == [
+      'step 1', 'step 4', 'step 7']
+  asked = ref.scheduled_sparsity(7, **_SCHEDULE)
+  assert lines[-1].endswith('asked %.3f achieved %.3f' % (asked, asked))

@@ -97,3 +97,9 @@ def get_collection_copy(name, group_name=None):
 # checkpoint's meta graph can recover the schedule.
 HPARAMS_COLLECTION = 'pruning_hparams'
 HPARAMS_JSON_NAME = 'hparams_json'
+
+# Index-aligned scalar tensors per pruned weight, made by `Pruning`: the
+# sparsity its schedule asks for now and the zero fraction of its mask. The
+# hooks and training loops fetch them to log achieved vs asked.
+SCHEDULED_SPARSITY_COLLECTION = 'pruning_scheduled_sparsity'
+ACHIEVED_SPARSITY_COLLECTION = 'pruning_achieved_sparsity'

@@ -27,6 +27,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from model_pruning.python import sparsity_log
 from model_pruning.python import training_services
 
 # slim's sentinel for "build the default": an int, so `is None` stays distinct.
@@ -103,14 +104,19 @@ def _write_trace(run_metadata, np_global_step, train_step_kwargs):
         run_metadata, 'run_metadata-%d' % np_global_step)
 
 
-def _with_mask_update(train_step_fn, mask_update_op):
-  """Wraps `train_step_fn` so `mask_update_op` runs after every step."""
+def _with_mask_update(train_step_fn, mask_update_op, sparsity_logger):
+  """Wraps `train_step_fn` so `mask_update_op` runs after every step.
+
+  The global step comes with the update, for the asked vs achieved sparsity
+  line that `sparsity_logger` writes every so many steps.
+  """
 
   def train_step_with_pruning_fn(sess, train_op, global_step,
                                  train_step_kwargs):
     total_loss, should_stop = train_step_fn(sess, train_op, global_step,
                                             train_step_kwargs)
-    sess.run(mask_update_op)
+    _, step = sess.run([mask_update_op, global_step])
+    sparsity_logger.maybe_log(sess, int(step))
     return total_loss, should_stop
 
   return train_step_with_pruning_fn
@@ -140,7 +146,8 @@ def train(train_op,
           save_interval_secs=600,
           sync_optimizer=None,
           session_config=None,
-          trace_every_n_steps=None):
+          trace_every_n_steps=None,
+          sparsity_log_every_n_steps=100):
   """Runs a training loop that updates the pruning masks after every step.
 
   Each iteration calls `train_step_fn(sess, train_op, global_step,
@@ -158,6 +165,9 @@ def train(train_op,
     logdir: directory for checkpoints and summaries, or None for neither.
     mask_update_op: the op run after each step, usually
       `Pruning.conditional_mask_update_op()`.
+    sparsity_log_every_n_steps: log the sparsity each pruned weight is asked
+      for and has (model_pruning.python.sparsity_log) this often; 0 or None
+      never. Not in slim.
     (others): see `tf_slim.learning.train`.
 
   Returns:
@@ -186,6 +196,7 @@ def train(train_op,
     if _is_default(summary_writer):
       summary_writer = tf.compat.v1.train.Supervisor.USE_DEFAULT
     sync_ops = _chief_sync_ops(sync_optimizer, is_chief)
+    sparsity_logger = sparsity_log.SparsityLogger(sparsity_log_every_n_steps)
     if _is_default(train_step_kwargs):
       train_step_kwargs = _default_train_step_kwargs(
           global_step, number_of_steps, log_every_n_steps, is_chief,
@@ -200,7 +211,7 @@ def train(train_op,
       save_model_secs=save_interval_secs, init_fn=init_fn)
   if summary_writer is not None:
     train_step_kwargs['summary_writer'] = supervisor.summary_writer
-  step_fn = _with_mask_update(train_step_fn, mask_update_op)
+  step_fn = _with_mask_update(train_step_fn, mask_update_op, sparsity_logger)
   total_loss = _run_until_done(
       supervisor, graph, step_fn, train_op, global_step, train_step_kwargs, master,
       session_config, logdir, is_chief, startup_delay_steps, number_of_steps,

@@ -109,6 +109,7 @@ class Pruning:
     self._records = weight_records.resolve(self._plan,
                                            self._plan.listed_groups())
     self._run_update_op = None
+    self._report_tensors = {}
     self.print_hparams()
 
   @staticmethod
@@ -213,10 +214,13 @@ class Pruning:
             self._last_update_step, step,
             name='last_mask_update_step_assign')
       logging.info('Updating masks.')
-      return tf.group(*(assign_ops + [step_assign]), name='mask_update')
+      update = tf.group(*(assign_ops + [step_assign]), name='mask_update')
+    self.sparsity_tensors()
+    return update
 
   def conditional_mask_update_op(self):
     """Updates the masks when the step is due (`Schedule.is_update_step`)."""
+    self.sparsity_tensors()
     with tf.compat.v1.name_scope(self._name_scope):
       step = self._step_tensor(_read_now(self._global_step))
       is_due = self._schedule.is_update_step_tensor(
@@ -272,16 +276,33 @@ class Pruning:
     """{weight name: (scheduled, achieved)} scalar tensors, one per weight.
 
     Scheduled: the sparsity the schedule asks of the weight now (0 for
-    do_not_prune weights); achieved: the zero fraction of its mask.
+    do_not_prune weights); achieved: the zero fraction of its mask. Built
+    once per weight and put in graph_keys' report collections, which the
+    hooks and `learning.train` log.
     """
-    step = self._step_tensor(self._global_step)
-    tensors = {}
+    graph = tf.compat.v1.get_default_graph()
+    if getattr(graph, 'outer_graph', None) is not None:
+      return dict(self._report_tensors)  # Inside a cond branch: not here.
     for record in self.records():
-      scheduled = (tf.constant(0.0) if record.settings.excluded else
-                   self._sparsity_at(step, record.settings.target))
-      achieved = tf.nn.zero_fraction(pruning_variables.as_tensor(record.mask))
-      tensors[record.name] = (scheduled, achieved)
-    return tensors
+      if record.name in self._report_tensors:
+        continue
+      # Outside any control dependencies: fetching the report never trains.
+      with tf.control_dependencies(None), graph.name_scope(None):
+        step = self._step_tensor(self._global_step)
+        with graph.name_scope(record.name + '/'):
+          scheduled = tf.identity(
+              tf.constant(0.0) if record.settings.excluded else
+              self._sparsity_at(step, record.settings.target),
+              name='scheduled_sparsity')
+          achieved = tf.identity(tf.nn.zero_fraction(
+              pruning_variables.as_tensor(record.mask)),
+                                 name='achieved_sparsity')
+      tf.compat.v1.add_to_collection(
+          graph_keys.SCHEDULED_SPARSITY_COLLECTION, scheduled)
+      tf.compat.v1.add_to_collection(
+          graph_keys.ACHIEVED_SPARSITY_COLLECTION, achieved)
+      self._report_tensors[record.name] = (scheduled, achieved)
+    return dict(self._report_tensors)
 
   def add_pruning_summaries(self):
     """Scalar summaries: schedule, last update, and per weight.
@@ -326,6 +347,11 @@ class Pruning:
 
   def get_spec(self):
     return self._spec
+
+  @property
+  def last_update_step(self):
+    """The `last_mask_update_step` variable (shared by objects of one name)."""
+    return self._last_update_step
 
   @property
   def schedule(self):

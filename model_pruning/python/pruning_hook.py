@@ -21,6 +21,7 @@ from absl import logging
 import tensorflow as tf
 
 from model_pruning.python import pruning
+from model_pruning.python import sparsity_log
 
 _NOT_ADVANCING_MESSAGE = (
     '%s: the global step stayed at %d across %s, so the pruning schedule '
@@ -60,21 +61,32 @@ def _global_step_tensor(hook_name):
 
 
 class PruningHook(tf.compat.v1.train.SessionRunHook):
-  """Runs the conditional mask update after every `MonitoredSession.run`.
+  """Updates the masks after every `MonitoredSession.run` that needs it.
 
   Give either a `Pruning` object (its `conditional_mask_update_op()` is built
-  in `begin()`, before the session finalizes the graph) or a prebuilt op. The
-  op and the global step are fetched together in one extra `session.run` per
-  step, outside the hooked run, so the update sees the finished step.
+  in `begin()`, before the session finalizes the graph) or a prebuilt op.
+
+  With a `Pruning` object the hook decides on the host, from the global step
+  it fetches with the training step and the schedule, whether an update can
+  be due; only then does it run the conditional update op (which re-checks
+  in the graph, so a wrong guess never updates twice or skips an update).
+  Steps without an update cost no extra `session.run`. With a prebuilt op
+  the op is run after every step.
+
+  Every `log_every_n_steps` steps the hook logs the sparsity the schedule
+  asks for and the sparsity each weight's mask has (`sparsity_log`).
   """
 
-  def __init__(self, pruning_obj=None, mask_update_op=None):
+  def __init__(self, pruning_obj=None, mask_update_op=None,
+               log_every_n_steps=100):
     """Creates the hook.
 
     Args:
       pruning_obj: a `pruning.Pruning` (or anything with
         `conditional_mask_update_op()`).
       mask_update_op: a prebuilt op (or tensor) to run instead.
+      log_every_n_steps: log asked vs achieved sparsity this often (global
+        steps); 0 or None never.
 
     Raises:
       ValueError: unless exactly one of the two is given.
@@ -85,19 +97,62 @@ class PruningHook(tf.compat.v1.train.SessionRunHook):
                            'neither' if pruning_obj is None else 'both'))
     self._pruning_obj = pruning_obj
     self._mask_update_op = mask_update_op
-    self._fetches = None
+    self._schedule = getattr(pruning_obj, 'schedule', None)
+    self._log_every_n_steps = log_every_n_steps
+    self._sparsity_logger = None
+    self._global_step = None
+    self._last_update_step = None
+    self._known_last_update = None
     self._step_watch = _StepWatch('PruningHook', 'two mask updates')
 
   def begin(self):
-    global_step = _global_step_tensor('PruningHook')
+    self._global_step = _global_step_tensor('PruningHook')
     if self._mask_update_op is None:
       self._mask_update_op = self._pruning_obj.conditional_mask_update_op()
-    self._fetches = [self._mask_update_op, global_step]
+    last = getattr(self._pruning_obj, 'last_update_step', None)
+    if self._schedule is not None and last is not None:
+      self._last_update_step = last.read_value()
+      # The step fetched with the train op may be read before or after the
+      # increment, so one repeat can be a read-order artefact.
+      self._step_watch = _StepWatch('PruningHook', 'three session runs',
+                                    repeats_allowed=1)
+    self._sparsity_logger = sparsity_log.SparsityLogger(
+        self._log_every_n_steps)
+
+  def after_create_session(self, session, coord):
+    del coord  # Unused.
+    if self._last_update_step is not None:
+      self._known_last_update = int(session.run(self._last_update_step))
+
+  def before_run(self, run_context):
+    del run_context  # Unused.
+    if self._last_update_step is None:
+      return None
+    return tf.compat.v1.train.SessionRunArgs(self._global_step)
+
+  def _may_be_due(self, fetched_step):
+    """Whether the step after the run can be an update step.
+
+    The step fetched with the train op is read before or after the train op
+    increments it, so both candidates are checked.
+    """
+    return any(self._schedule.is_update_step(step, self._known_last_update)
+               for step in (fetched_step, fetched_step + 1))
 
   def after_run(self, run_context, run_values):
-    del run_values  # The update reads the step after the run instead.
-    _, step = run_context.session.run(self._fetches)
-    self._step_watch.observe(int(step))
+    session = run_context.session
+    if self._last_update_step is None:
+      _, step = session.run([self._mask_update_op, self._global_step])
+      self._step_watch.observe(int(step))
+    else:
+      step = int(run_values.results)
+      self._step_watch.observe(step)
+      if self._may_be_due(step):
+        _, step, last = session.run([self._mask_update_op,
+                                     self._global_step,
+                                     self._last_update_step])
+        self._known_last_update = int(last)
+    self._sparsity_logger.maybe_log(session, int(step))
 
 
 class ModelPruningListener(tf.compat.v1.train.CheckpointSaverListener):
@@ -173,8 +228,13 @@ class ModelPruningHook(tf.compat.v1.train.SessionRunHook):
   """
   _STEPS_PER_RUN = 1
 
-  def __init__(self, every_steps=None, listeners=None):
+  def __init__(self, every_steps=None, listeners=None, log_every_n_steps=100):
+    """Args: every_steps: steps between listener calls; listeners: the
+    ModelPruningListeners; log_every_n_steps: log asked vs achieved sparsity
+    this often (global steps; 0 or None never)."""
     logging.info('Creating ModelPruningHook.')
+    self._log_every_n_steps = log_every_n_steps
+    self._sparsity_logger = None
     self._timer = tf.compat.v1.train.SecondOrStepTimer(every_steps=every_steps)
     self._listeners = list(listeners or [])
     self._steps_per_run = self._STEPS_PER_RUN
@@ -189,6 +249,8 @@ class ModelPruningHook(tf.compat.v1.train.SessionRunHook):
     self._global_step_tensor = _global_step_tensor('ModelPruningHook')
     for listener in self._listeners:
       listener.begin()
+    self._sparsity_logger = sparsity_log.SparsityLogger(
+        self._log_every_n_steps)
 
   def after_create_session(self, session, coord):
     del coord  # Unused.
@@ -203,6 +265,8 @@ class ModelPruningHook(tf.compat.v1.train.SessionRunHook):
   def after_run(self, run_context, run_values):
     stale_global_step = run_values.results
     self._step_watch.observe(int(stale_global_step))
+    self._sparsity_logger.maybe_log(run_context.session,
+                                    int(stale_global_step))
     if not self._timer.should_trigger_for_step(stale_global_step +
                                                self._steps_per_run):
       return
