@@ -6,6 +6,7 @@ module-scoped `cli_runs` fixture; the tests then check one result each.
 """
 import collections
 import concurrent.futures
+import json
 import os
 import re
 import shutil
@@ -134,6 +135,11 @@ def _cases(checkpoints):
       'no_names': [pruned],
       'both_checkpoint_flags': [
           pruned, '--checkpoint_path=' + checkpoints.pruned_prefix, names],
+      'ok_fail_below_target': [pruned, names, '--fail_below_target',
+                               '--json=%s' % (root / 'ok.json')],
+      'unpruned_fail_below_target': [
+          '--checkpoint_dir=' + checkpoints.unpruned_dir, names,
+          '--fail_below_target', '--json=%s' % (root / 'below.json')],
   }
   result = {}
   for case, argv in cases.items():
@@ -207,6 +213,35 @@ def test_checkpoint_path_and_as_text(cli_runs, checkpoints):
 
 
 @pytest.mark.slow
+def test_weights_below_target_warn_and_fail_on_request(cli_runs, checkpoints):
+  process, _ = cli_runs['unpruned_fail_below_target']
+  assert process.returncode == 1, process.stderr
+  warned = [line for line in log_capture.own_stderr_lines(process.stderr)
+            if 'points below the' in line]
+  assert len(warned) == len(checkpoints.masked_weights), process.stderr
+  target = reference_strip.scheduled_sparsity(_UNPRUNED_STEP)
+  assert all('0.0000 zeros' in line and '%.4f' % target in line
+             for line in warned)
+  with open(checkpoints.root / 'below.json', encoding='utf-8') as f:
+    report = json.load(f)
+  assert sorted(report['below_target']) == sorted(checkpoints.masked_weights)
+  assert all(w['below_target'] and w['zero_fraction'] == 0.0
+             for w in report['weights'])
+
+
+@pytest.mark.slow
+def test_weights_on_target_pass_fail_below_target(cli_runs, checkpoints):
+  process, _ = cli_runs['ok_fail_below_target']
+  assert process.returncode == 0, process.stderr
+  assert 'points below the' not in process.stderr
+  with open(checkpoints.root / 'ok.json', encoding='utf-8') as f:
+    report = json.load(f)
+  assert report['below_target'] == []
+  assert sorted(w['name'] for w in report['weights']) == sorted(
+      checkpoints.masked_weights)
+
+
+@pytest.mark.slow
 def test_unpruned_checkpoint_warns(cli_runs):
   process, _ = cli_runs['unpruned']
   assert process.returncode == 0, process.stderr
@@ -235,7 +270,7 @@ _ERRORS = [
 @pytest.mark.parametrize('case,message', _ERRORS)
 def test_bad_input_is_one_error_line(cli_runs, case, message):
   process, output_dir = cli_runs[case]
-  assert process.returncode != 0
+  assert process.returncode == 2
   assert 'Traceback' not in process.stderr
   lines = log_capture.own_stderr_lines(process.stderr)
   assert len(lines) == 1, process.stderr
@@ -252,7 +287,7 @@ def test_bad_input_is_one_error_line(cli_runs, case, message):
 ])
 def test_usage_errors(cli_runs, case, message):
   process, output_dir = cli_runs[case]
-  assert process.returncode != 0
+  assert process.returncode == 2
   assert 'Traceback' not in process.stderr
   assert [line for line in process.stderr.splitlines() if message in line]
   assert not os.path.exists(output_dir)

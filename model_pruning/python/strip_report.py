@@ -17,6 +17,10 @@ WeightReport = collections.namedtuple(
     'WeightReport', ['name', 'weight_name', 'shape', 'zero_fraction',
                      'target_sparsity', 'mask_all_ones', 'dense_bytes'])
 
+# A weight this far (a fraction; 0.02 = 2 points) below the sparsity its
+# schedule asks for is reported as below target.
+BELOW_TARGET_TOLERANCE = 0.02
+
 # Sizes in bytes: the written file, the same bytes gzip-compressed, and the
 # folded weights stored densely (elements x itemsize).
 SizeSummary = collections.namedtuple('SizeSummary',
@@ -146,3 +150,37 @@ def unpruned_warning(reports, step):
           'sparsity up to %.4f at global step %s (%s): the global step '
           'probably never advanced or the mask update op never ran' %
           (worst.target_sparsity, step, worst.weight_name or worst.name))
+
+
+def below_target(reports, tolerance=BELOW_TARGET_TOLERANCE):
+  """The reports whose zeros fall more than `tolerance` below their target.
+
+  One weight's share (1 / size) is added to the tolerance: a 4x11 weight
+  asked for 0.5 can only hold 22 or 21 zeros (0.5 or 0.477).
+  """
+  return tuple(
+      r for r in reports if r.target_sparsity is not None and
+      r.zero_fraction < r.target_sparsity - tolerance - 1.0 / max(
+          1, int(np.prod(r.shape))))
+
+
+def below_target_warnings(reports):
+  """One warning line per report from `below_target`."""
+  return ['%s (weight %s) has %.4f zeros, more than %g points below the %.4f '
+          'its schedule asks for: the masks missed the target (too few mask '
+          'updates after sparsity_function_end_step, a threshold_decay that '
+          'lags, or a do_not_prune / map entry?)' %
+          (r.name, r.weight_name, r.zero_fraction,
+           100 * BELOW_TARGET_TOLERANCE, r.target_sparsity) for r in reports]
+
+
+def as_json(result):
+  """A JSON-ready dict of a strip_checkpoint.StripResult."""
+  below = {r.name for r in result.below_target}
+  weights = [dict(name=r.name, weight_name=r.weight_name, shape=list(r.shape),
+                  zero_fraction=r.zero_fraction,
+                  target_sparsity=r.target_sparsity,
+                  below_target=r.name in below) for r in result.reports]
+  return dict(path=result.path, global_step=result.global_step,
+              weights=weights, below_target=sorted(below),
+              sizes=result.sizes._asdict(), warning=result.warning)
