@@ -27,7 +27,7 @@ CSV_NAME, PLOT_NAME = 'size_study.csv', 'size_study.png'
 DEFAULT_TARGETS = (0.5, 0.8, 0.9)
 
 # (pretrain, finetune) steps of the full study and of --quick.
-_STEPS = {'mlp': (1500, 1000), 'lstm': (2000, 1000), 'cnn': (1500, 1000)}
+_STEPS = {'mlp': (300, 300), 'lstm': (2000, 1000), 'cnn': (1500, 1000)}
 _QUICK_STEPS = (20, 20)
 
 
