@@ -121,7 +121,7 @@ def run_study(work_dir, targets=DEFAULT_TARGETS,
         checks['pattern_pictures'] = write_patterns(checked, arrays, work_dir)
   report.write_csv(rows, os.path.join(work_dir, CSV_NAME))
   report.plot(rows, os.path.join(work_dir, PLOT_NAME),
-              'Digits CNN: held-out accuracy against size (2:4 and unstructured)')
+              'Digits CNN: accuracy vs size')
   with open(os.path.join(work_dir, CHECKS_NAME), 'w') as f:
     json.dump(checks, f, indent=1, sort_keys=True)
   print('\nStructured pruning on digits: %d attempts in %.0f s (sizes in '
