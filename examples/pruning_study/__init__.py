@@ -1,0 +1,1 @@
+"""Shared, flag-free pieces of the real-data pruning studies."""

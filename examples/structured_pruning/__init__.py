@@ -1,0 +1,1 @@
+"""Structured 2:4 pruning tutorial on digits (python -m examples.structured_pruning)."""
