@@ -12,7 +12,7 @@ import model_pruning
 from examples.pruning_study import attempts
 from examples.pruning_study import datasets
 from examples.pruning_study import report
-from model_pruning.python import pruning_schedule
+from model_pruning.python import pruning_spec
 
 
 def test_windows_pair_each_window_with_the_next_value():
@@ -47,7 +47,7 @@ def test_hparams_follow_the_schedule_formula(schedule, step):
   initial = target if schedule == 'constant' else 0.0
   progress = min(step / (steps // 2), 1.0)
   expected = target + (initial - target) * (1.0 - progress) ** 3
-  assert pruning_schedule.scheduled_sparsity(step, spec) == pytest.approx(
+  assert pruning_spec.scheduled_sparsity(step, spec) == pytest.approx(
       expected)
 
 
