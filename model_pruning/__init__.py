@@ -1,7 +1,7 @@
 """model_pruning: graph-mode weight pruning for TensorFlow (tf.compat.v1).
 
 Drop-in for `tensorflow.contrib.model_pruning`: the names below are contrib's
-public API (SPEC 1.1) plus the pruning parts of google-research's
+public API (docs/upstream.md) plus the pruning parts of google-research's
 continuation and this library's extensions (N:M sparsity, hooks).
 """
 from model_pruning.python.hparam import HParams

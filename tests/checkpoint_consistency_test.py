@@ -4,7 +4,7 @@ A checkpoint saved right after a mask update holds the mask that the
 threshold method computes from the checkpoint's own weights at the scheduled
 sparsity, and the masked weight is exactly weights * mask. Between updates
 the checkpoint holds the mask of the last update; the raw weight variable
-keeps moving (weight decay, momentum: SPEC Q8), so masked entries drift in
+keeps moving (weight decay, momentum: docs/upstream.md Q8), so masked entries drift in
 the raw variable but stay exactly zero in the masked weight.
 """
 import numpy as np

@@ -1,4 +1,4 @@
-"""Tests for gradient-based pruning (google-research prune_option, SPEC 2.4.13).
+"""Tests for gradient-based pruning (google-research prune_option, docs/upstream.md).
 
 Every test builds a fresh graph and compares with the numpy oracles in
 tests/reference_gradient_group.py.

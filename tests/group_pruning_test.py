@@ -1,4 +1,4 @@
-"""Tests for group pruning (google-research group_pruning, SPEC 2.4.14).
+"""Tests for group pruning (google-research group_pruning, docs/upstream.md).
 
 A group's members share one threshold: their scores are concatenated and
 pruned together, so the group reaches its sparsity as a whole while each

@@ -1,4 +1,4 @@
-"""Tests for model_pruning.python.hparam (SPEC 2.14, upstream tests SPEC 4.6).
+"""Tests for model_pruning.python.hparam (docs/upstream.md, upstream tests docs/upstream.md).
 
 The first part mirrors upstream's hparam_test.py case by case (the upstream
 test name is in each docstring); the second checks the helpful error messages
@@ -20,7 +20,7 @@ def _raises(exc_type, phrase):
 
 
 # ---------------------------------------------------------------------------
-# Upstream cases (SPEC 4.6).
+# Upstream cases (docs/upstream.md).
 # ---------------------------------------------------------------------------
 
 
@@ -371,7 +371,7 @@ def test_tuple_default_is_a_list_hparam():
 
 
 def test_parse_returns_self_and_pruning_style_maps():
-  """SPEC 2.3.2: map hparams are string lists given in brackets."""
+  """docs/upstream.md: map hparams are string lists given in brackets."""
   hparams = hparam.HParams(weight_sparsity_map=[''], begin_pruning_step=0)
   result = hparams.parse(
       'weight_sparsity_map=[conv1:0.8,conv2/kernel:0.8],begin_pruning_step=10')
@@ -382,7 +382,7 @@ def test_parse_returns_self_and_pruning_style_maps():
 
 
 def test_indexed_parse_into_hparams_fails_in_set_hparam():
-  """SPEC 2.14: indexed results reach set_hparam, which refuses a dict."""
+  """docs/upstream.md: indexed results reach set_hparam, which refuses a dict."""
   hparams = hparam.HParams(arr=[1, 2], x=1)
   with _raises(ValueError, 'Must pass a list'):
     hparams.parse('arr[0]=5')
@@ -439,7 +439,7 @@ def test_to_json_drops_nested_callables():
     (float, True, 'float_list'), (float, False, 'float_value'),
 ])
 def test_get_kind_name(param_type, is_list, expected):
-  """G2's proto kind names (SPEC 2.14 lists `_get_kind_name` as API)."""
+  """G2's proto kind names (docs/upstream.md lists `_get_kind_name` as API)."""
   assert hparam.HParams._get_kind_name(param_type, is_list) == expected  # pylint: disable=protected-access
 
 

@@ -121,7 +121,7 @@ def test_pruning_hook_warns_once_when_step_stands_still(caplog, advances):
 
 
 def _mock_hook_graph():
-  """Global step, a dummy train op and an increment op (SPEC 4.7)."""
+  """Global step, a dummy train op and an increment op (docs/upstream.md)."""
   global_step = tf.compat.v1.train.get_or_create_global_step()
   train_op = tf.constant(1.0)
   increment = tf.compat.v1.assign_add(global_step, 1)

@@ -1,4 +1,4 @@
-"""pruning.py: the oracles of SPEC 4.1 / Appendix A for each threshold method."""
+"""pruning.py: the oracles of docs/upstream.md for each threshold method."""
 import numpy as np
 import pytest
 import tensorflow as tf

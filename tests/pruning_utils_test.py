@@ -1,4 +1,4 @@
-"""pruning_utils against numpy (SPEC 4.2)."""
+"""pruning_utils against numpy (docs/upstream.md)."""
 import numpy as np
 import pytest
 import tensorflow as tf

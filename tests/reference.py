@@ -1,6 +1,6 @@
 """Plain-numpy oracles for the pruning math. Never imports model_pruning.
 
-Each function recomputes one formula of SPEC.md the slow, obvious way.
+Each function recomputes one formula of docs/upstream.md.md the slow, obvious way.
 """
 import math
 

@@ -1,6 +1,6 @@
 """Plain-numpy oracles for the CIFAR-10 example; never imports model_pruning.
 
-The layout (SPEC 3.2): 3073-byte records, byte 0 the label, then 1024 red,
+The layout (docs/upstream.md): 3073-byte records, byte 0 the label, then 1024 red,
 1024 green and 1024 blue bytes, each a row-major 32x32 plane.
 """
 import numpy as np

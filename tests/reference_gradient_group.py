@@ -1,6 +1,6 @@
 """Numpy oracles for gradient-based and group pruning (never imports the package).
 
-Formulas (SPEC 2.4.7, 2.4.8, 2.4.13, 2.4.14):
+Formulas (docs/upstream.md, 2.4.8, 2.4.13, 2.4.14):
 
 * gradient saliency update:  g <- r g + (1 - r) l2_normalize(|m|), with the
   movement m = W - W_old (first order) or W + W_oldold - 2 W_old (second),

@@ -5,7 +5,7 @@ Never imports model_pruning. The per-group mask itself comes from
 the schedule side: how many weights a group keeps at a given step, what the
 per-group survivor counts must be, and the unstructured fallback.
 
-Schedule (SPEC 2.4.3, per-weight interpolation of SPEC_DECISIONS):
+Schedule (docs/upstream.md, per-weight interpolation of docs/upstream.md):
   p    = clip((t - t0) / (t1 - t0), 0, 1)
   s(t) = tau + (s_i - tau) * (1 - p) ** e
 N:M along the schedule (pruning's documented rule):

@@ -1,7 +1,7 @@
 """Numpy oracles for the reliability tests (never imports model_pruning).
 
-The schedule and update predicate of SPEC 2.4.3 / 2.4.12, the three
-threshold methods of SPEC 2.4.7 (with SPEC_DECISIONS' non-finite rule), and
+The schedule and update predicate of docs/upstream.md / 2.4.12, the three
+threshold methods of docs/upstream.md (with docs/upstream.md non-finite rule), and
 a simulator of which steps a run that calls the conditional update once per
 step updates its masks.
 """

@@ -1,6 +1,6 @@
 """Plain-numpy oracles for the strip tool's tests; never imports model_pruning.
 
-The schedule is SPEC 2.4.3 with SPEC_DECISIONS' per-weight interpolation:
+The schedule is docs/upstream.md with docs/upstream.md per-weight interpolation:
 p = clip((t - t0) / (t1 - t0), 0, 1), s = tau + (s_i - tau) * (1 - p) ** e.
 """
 import numpy as np

@@ -1,6 +1,6 @@
 """Plain numpy oracles for the training-loop and hook tests.
 
-Never imports model_pruning: these re-derive, from SPEC 2.4.3, 2.4.7 (variant
+Never imports model_pruning: these re-derive, from docs/upstream.md, 2.4.7 (variant
 T) and 2.4.12, which steps update the masks and how many weights survive.
 """
 import numpy as np

@@ -99,7 +99,7 @@ def test_dynamic_rnn_five_steps_matches_numpy(cls, kwargs):
 @pytest.mark.parametrize('prune_option', ['weight', 'first_order_gradient',
                                           'second_order_gradient'])
 def test_one_call_registers_one_weight_of_kernel_shape(cls, prune_option):
-  """SPEC 4.4: batch 8, dim 10 -> one (20, 40) entry per collection."""
+  """docs/upstream.md: batch 8, dim 10 -> one (20, 40) entry per collection."""
   rng = np.random.default_rng(2)
   with tf.Graph().as_default():
     inputs, c, h = (tf.Variable(rng.standard_normal((_BATCH, _DIM)),

@@ -1,4 +1,4 @@
-"""End-to-end tests of the strip_pruning_vars binary (SPEC 2.11, Q18).
+"""End-to-end tests of the strip_pruning_vars binary (docs/upstream.md, Q18).
 
 The binary runs as a subprocess, as a user would run it. Each run pays for
 importing TensorFlow, so every case is launched once, concurrently, by the

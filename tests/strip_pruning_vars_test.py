@@ -1,4 +1,4 @@
-"""Tests for strip_pruning_vars_lib and strip_report (SPEC 2.10, 4.5, Q25, Q26).
+"""Tests for strip_pruning_vars_lib and strip_report (docs/upstream.md, 4.5, Q25, Q26).
 
 The model tests follow upstream's strip test: build a masked model, train and
 prune it for 20 steps, save, freeze with `graph_def_from_checkpoint`, strip,
@@ -19,7 +19,7 @@ from model_pruning.python.layers import layers
 from model_pruning.python.layers import rnn_cells
 from tests import reference_strip
 
-# SPEC 4.5's hparams: one update per step from step 1 to 10.
+# docs/upstream.md's hparams: one update per step from step 1 to 10.
 _HPARAMS = ('pruning_frequency=1,begin_pruning_step=1,end_pruning_step=10,'
             'nbins=2048,threshold_decay=0.0')
 _STEPS = 20

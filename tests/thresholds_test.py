@@ -132,7 +132,7 @@ def test_exact_k_mask_tie_break_is_seeded():
 
 
 def test_histogram_threshold_worked_example():
-  """W = 1..100, s = 0.5: theta 50 with 256 bins, 49.8 with 255 (SPEC)."""
+  """W = 1..100, s = 0.5: theta 50 with 256 bins, 49.8 with 255 (docs/upstream.md)."""
   values = np.arange(1, 101, dtype=np.float32)
   for nbins, survivors in ((256, 50), (255, 51)):
     theta = _run(lambda v, b=nbins: thresholds.histogram_threshold(v, 0.5, b),

@@ -1,6 +1,6 @@
 """Reads the CIFAR-10 binary format and builds the training and eval batches.
 
-The files are the "CIFAR-10 binary version" (SPEC 3.2): a directory
+The files are the "CIFAR-10 binary version": a directory
 `cifar-10-batches-bin/` holding `data_batch_1.bin` .. `data_batch_5.bin` and
 `test_batch.bin`, each a plain concatenation of 3073-byte records. A record is
 one label byte (0..9) followed by 3072 image bytes in channel-major order: 1024

@@ -1,12 +1,12 @@
 """The CIFAR-10 model of the pruning example, with every weight masked.
 
-Upstream's network (SPEC 3.3): conv1 -> pool1 -> norm1 -> conv2 -> norm2 ->
+Upstream's network: conv1 -> pool1 -> norm1 -> conv2 -> norm2 ->
 pool2 -> local3 -> local4 -> softmax_linear. Each of the five weights goes
 through `pruning.apply_mask(weight, scope)` with its enclosing VariableScope,
 so the graph has `<layer>/mask` and `<layer>/threshold` variables and the
 masked weight op `<layer>/weights/masked_weight` that the strip tool folds.
 
-Differences from upstream: shapes are read as Python ints (`.shape[1]`, Q19),
+Differences from upstream: shapes are read as Python ints (`.shape[1]`, docs/upstream.md Q19),
 so `inference` accepts any batch size; the input wrappers take `data_dir` and
 `batch_size` arguments instead of flags; nothing downloads
 (`maybe_download_and_extract` only extracts a tarball you placed by hand).
@@ -140,7 +140,7 @@ def inference(images):
                     name='norm2')
   pool2 = tf.nn.max_pool2d(norm2, ksize=[1, 3, 3, 1], strides=[1, 2, 2, 1],
                            padding='SAME', name='pool2')
-  # Static flattened size (6 * 6 * 64 = 2304 for 24x24 input), fix Q19.
+  # Static flattened size (6 * 6 * 64 = 2304 for 24x24 input) (docs/upstream.md Q19).
   dim = int(pool2.shape[1]) * int(pool2.shape[2]) * int(pool2.shape[3])
   reshape = tf.reshape(pool2, [-1, dim])
   local3 = _fc_layer('local3', reshape, 384, stddev=0.04, wd=0.004,

@@ -81,7 +81,7 @@ def train(train_dir, data_dir, pruning_hparams='', max_steps=1000000,
   Args:
     train_dir: checkpoint/event directory (resumed if it holds a checkpoint).
     data_dir: directory holding cifar-10-batches-bin/.
-    pruning_hparams: hparams string in the contrib syntax (SPEC 2.3.2).
+    pruning_hparams: hparams string in the contrib syntax.
     max_steps: global step to stop at.
     batch_size: examples per step.
     log_frequency: steps between progress lines.

@@ -1,7 +1,7 @@
 """Graph collection names and op/variable names: the contract with upstream.
 
 Every module that registers or reads pruning state goes through this file, so
-the names live in one place. The values are upstream's exactly (SPEC 2.1):
+the names live in one place. The values are upstream's exactly (docs/upstream.md):
 scripts, the strip tool and quantization rewriters match on them.
 """
 import tensorflow as tf

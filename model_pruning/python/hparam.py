@@ -1,7 +1,7 @@
 """Typed hyperparameters parsed from strings such as "a=1,b=[x:0.9]".
 
 A pure-Python re-implementation of `tf.contrib.training.HParams` (the class
-google-research forked as `model_pruning/python/hparam.py`), SPEC 2.14. It
+google-research forked as `model_pruning/python/hparam.py`). It
 imports no TensorFlow, so the schedule and command-line tools can use it alone.
 
 Each hparam's type is fixed by its first value: `HParams(a=1)` makes `a` an

@@ -1,6 +1,6 @@
 """A training loop that updates the pruning masks after every step.
 
-`train` is contrib's `model_pruning.python.learning.train` (SPEC 2.9): the
+`train` is contrib's `model_pruning.python.learning.train`: the
 `tf_slim.learning.train` loop with the caller's step function wrapped so that
 `mask_update_op` runs in the same session right after each training step. The
 loop is re-created here on `tf.compat.v1.train.Supervisor`, as slim does, so
@@ -17,7 +17,7 @@ Typical use (contrib README):
   final_loss = learning.train(train_op, logdir, mask_update_op)
 
 Unlike upstream, which unpacked slim's single return value into two names and
-crashed once training ended (quirk Q17), `train` returns the final loss.
+crashed once training ended (docs/upstream.md Q17), `train` returns the final loss.
 """
 import os
 import sys

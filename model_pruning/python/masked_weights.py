@@ -1,4 +1,4 @@
-"""apply_mask and the getters: wrapping weights in masks (SPEC 2.2).
+"""apply_mask and the getters: wrapping weights in masks.
 
 `apply_mask` adds a `mask` and a `threshold` variable next to a weight and
 registers them in the index-aligned graph collections of graph_keys; the

@@ -4,7 +4,7 @@
   training step; the op itself decides (from the global step and
   `pruning_frequency`) whether the masks change.
 * `ModelPruningHook` and `ModelPruningListener` keep google-research's
-  behaviour (SPEC 2.12): the hook calls its listeners every `every_steps`
+  behaviour (docs/upstream.md): the hook calls its listeners every `every_steps`
   steps, and each listener updates one pruned object.
 
 A graph can also do without a hook, with one op per step that trains and then
@@ -220,7 +220,7 @@ def _run_update_step(pruning_obj, session, global_step_value):
 class ModelPruningHook(tf.compat.v1.train.SessionRunHook):
   """Calls `ModelPruningListener`s every `every_steps` global steps.
 
-  google-research's hook (SPEC 2.12): the listeners run once right after the
+  google-research's hook (docs/upstream.md): the listeners run once right after the
   session is created, then whenever the global step reaches the last
   triggered step plus `every_steps`, and once more at the end if the last
   step was not covered. A listener's `after_save` returning True stops

@@ -50,7 +50,7 @@ COMPRESSION_PASS_THROUGH = collections.OrderedDict([
 def default_hparams():
   """Returns a fresh HParams with every pruning hparam at its default.
 
-  The defaults are the documented contrib table (SPEC_DECISIONS); see the
+  The defaults are the documented contrib table (docs/upstream.md); see the
   README for the meaning of each.
   """
   return hparam.HParams(

@@ -105,7 +105,7 @@ def read_in_order(x):
 
   `PartitionedVariable.as_tensor()` drops control dependencies, which would let
   the reads race with the gradient and old-weight assigns that must precede
-  them (fix Q12); this concatenates freshly read partitions instead.
+  them (docs/upstream.md Q12); this concatenates freshly read partitions instead.
   """
   if not is_partitioned(x):
     return x

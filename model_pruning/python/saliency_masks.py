@@ -77,12 +77,12 @@ def threshold_and_mask(magnitudes, sparsity, previous_threshold, method):
 
 
 def elementwise_mask(magnitudes, sparsity, previous_threshold, method):
-  """Element-wise pruning of one tensor (SPEC 2.4.7)."""
+  """Element-wise pruning of one tensor."""
   return threshold_and_mask(magnitudes, sparsity, previous_threshold, method)
 
 
 def _resolve_block_dims(matrix_shape, block_dims):
-  """-1 means the whole dimension; resolved on a copy (fix Q9)."""
+  """-1 means the whole dimension; resolved on a copy (docs/upstream.md Q9)."""
   return [matrix_shape[i] if block_dims[i] == -1 else block_dims[i]
           for i in range(2)]
 
@@ -110,7 +110,7 @@ def _expand_block_mask(block_mask_, dims, weight_shape):
 
 def block_mask(weights, gradients, block_dims, pooling, use_tpu, sparsity,
                previous_threshold, method):
-  """Block pruning (SPEC 2.4.8): threshold the pooled blocks, expand back.
+  """Block pruning: threshold the pooled blocks, expand back.
 
   Example: a 4x4 weight with 2x2 block averages [[0.1, 0.2], [0.3, 0.4]] at
   s = 0.5 keeps the two blocks 0.3 and 0.4: rows 2-3 ones, rows 0-1 zeros.

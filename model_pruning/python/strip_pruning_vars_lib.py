@@ -8,7 +8,7 @@ then keeps only what the outputs need, which removes the `mask`, `threshold`
 and raw weight nodes. Consumers (conv, matmul) are untouched because the
 folded node keeps its name, so outputs are bit-for-bit the same.
 
-Fixes over upstream (SPEC 5, Q25 and Q26): only `Mul` nodes named
+Fixes over upstream (docs/upstream.md Q25, Q26): only `Mul` nodes named
 `masked_weight` (or TF's uniquified `masked_weight_<N>`) are folded, the
 GraphDef's function `library` and `versions` are kept (cond_v2 and while_v2
 graphs stay valid), and `graph_def_from_checkpoint` works in a fresh graph,

@@ -1,4 +1,4 @@
-"""Threshold and mask math for the three `threshold_method`s (SPEC 2.4.7).
+"""Threshold and mask math for the three `threshold_method`s.
 
 Pure tensor functions: magnitudes in, threshold or mask out.
 

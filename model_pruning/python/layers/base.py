@@ -111,7 +111,7 @@ def finish_masked_weight(kernel, mask, prune_option=None):
   `masked_weight = mask * kernel` is the op named `.../weights/masked_weight`
   in the current name scope. Registration goes through
   `graph_keys.register_pruned_weight`, so a mask is registered once however
-  often the layer or cell is built under reuse (fix Q21).
+  often the layer or cell is built under reuse (docs/upstream.md Q21).
 
   Args:
     kernel: the weight variable to prune.

@@ -147,7 +147,7 @@ class _MaskedLSTMBase(_RNNCell):
         initializer=tf.compat.v1.zeros_initializer())
 
   def _create_mask(self):
-    """Mask with the kernel's own shape (fix Q11), threshold, registration."""
+    """Mask with the kernel's own shape (docs/upstream.md Q11), threshold, registration."""
     self.mask = base.mask_variable(self.kernel.shape, self._dtype)
     extra = base.finish_masked_weight(self.kernel, self.mask,
                                       prune_option=self._prune_option)
