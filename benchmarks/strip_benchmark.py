@@ -1,7 +1,7 @@
 """Benchmark: time to strip the cifar10 example's checkpoint.
 
 Builds the cifar10 inference graph (masks included), saves a checkpoint to a
-temporary directory and times `strip_pruning_vars.strip_checkpoint` (freeze,
+temporary directory and times `strip_checkpoint.strip_checkpoint` (freeze,
 fold masks into the weights, write the GraphDef, build the report): the
 median of `repeats` runs after `warmup`.
 
@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from benchmarks import bench_util
 from examples.cifar10 import cifar10_pruning
-from model_pruning.python import strip_pruning_vars
+from model_pruning.python import strip_checkpoint
 
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed runs.', lower_bound=1)
 _WARMUP = flags.DEFINE_integer('warmup', 1, 'Untimed runs first.',
@@ -51,7 +51,7 @@ def main(argv):
     output = os.path.join(directory, 'out', 'stripped.pb')
 
     def strip():
-      strip_pruning_vars.strip_checkpoint(
+      strip_checkpoint.strip_checkpoint(
           checkpoint, cifar10_pruning.LOGITS_NODE_NAME, output)
 
     ms = bench_util.median_ms(strip, _REPEATS.value, _WARMUP.value)

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from google.protobuf import text_format
 from model_pruning.python import pruning
-from model_pruning.python import strip_pruning_vars
+from model_pruning.python import strip_checkpoint
 from model_pruning.python.layers import layers
 from tests import log_capture
 from tests import reference_strip
@@ -328,7 +328,7 @@ def fake_tflite(monkeypatch):
 def test_tflite_format_calls_exporter(checkpoints, fake_tflite, tmp_path):
   fake = fake_tflite(fail=False)
   path = str(tmp_path / 'model.tflite')
-  result = strip_pruning_vars.strip_checkpoint(
+  result = strip_checkpoint.strip_checkpoint(
       checkpoints.pruned_dir, 'output', path, output_format='tflite',
       tflite_options={'quantize': True})
 
@@ -347,7 +347,7 @@ def test_failed_write_leaves_old_file_and_no_temp(checkpoints, fake_tflite,
   path = tmp_path / 'model.tflite'
   path.write_bytes(b'previous model')
   with pytest.raises(OSError, match='disk full'):
-    strip_pruning_vars.strip_checkpoint(
+    strip_checkpoint.strip_checkpoint(
         checkpoints.pruned_dir, ['output'], str(path), output_format='tflite')
   assert path.read_bytes() == b'previous model'
   assert os.listdir(tmp_path) == ['model.tflite']
@@ -359,14 +359,14 @@ def test_tflite_without_exporter_is_a_clear_error(checkpoints, monkeypatch,
   import model_pruning.python  # pylint: disable=g-import-not-at-top
   monkeypatch.delattr(model_pruning.python, 'tflite_export', raising=False)
   with pytest.raises(ValueError, match='needs model_pruning.python.tflite_'):
-    strip_pruning_vars.strip_checkpoint(
+    strip_checkpoint.strip_checkpoint(
         checkpoints.pruned_dir, ['output'], str(tmp_path / 'm.tflite'),
         output_format='tflite')
   assert os.listdir(tmp_path) == []
 
 
 def test_upstream_function_returns_written_path(checkpoints, tmp_path):
-  path = strip_pruning_vars.strip_pruning_vars(
+  path = strip_checkpoint.strip_pruning_vars(
       checkpoints.pruned_dir, 'output, ', str(tmp_path), 'out.pb')
   assert path == str(tmp_path / 'out.pb')
   graph_def = tf.compat.v1.GraphDef()
@@ -375,5 +375,5 @@ def test_upstream_function_returns_written_path(checkpoints, tmp_path):
   np.testing.assert_array_equal(_run_graph_def(graph_def),
                                 checkpoints.reference)
   with pytest.raises(ValueError, match='at least 1 output node'):
-    strip_pruning_vars.strip_pruning_vars(checkpoints.pruned_dir, ' ',
+    strip_checkpoint.strip_pruning_vars(checkpoints.pruned_dir, ' ',
                                           str(tmp_path), 'x.pb')
