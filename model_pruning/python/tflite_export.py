@@ -26,7 +26,7 @@ float32 rounding, not bit for bit: TFLite's kernels add the products in
 another order than TensorFlow's. float16 stores weights in half precision
 (relative error up to 2**-11 per weight); int8 is dynamic-range quantization
 (int8 weights, activations quantized on the fly). See
-docs/tflite_and_sweep.md.
+docs/tflite_export.md.
 """
 import collections
 import difflib
