@@ -6,6 +6,13 @@ _TEST_REQUIRES = [
     "hypothesis==6.155.2",
     "tf_keras==2.21.0",      # only to test the layers under TF_USE_LEGACY_KERAS=1
     "matplotlib==3.11.2",    # mask pictures (check_sparsity --plot)
+    "scikit-learn==1.9.1",   # the XNNPACK example's bundled digits data
+]
+
+# Example-only dependencies (examples/mobilenet_xnnpack): bundled data sets,
+# nothing is downloaded.
+_EXAMPLES_REQUIRES = [
+    "scikit-learn==1.9.1",
 ]
 
 setuptools.setup(
@@ -26,6 +33,7 @@ setuptools.setup(
     extras_require={
         "test": _TEST_REQUIRES,
         "plot": ["matplotlib==3.11.2"],
+        "examples": _EXAMPLES_REQUIRES,
     },
     entry_points={
         "console_scripts": [
