@@ -6,11 +6,12 @@ _TEST_REQUIRES = [
     "hypothesis==6.155.2",
     "tf_keras==2.21.0",      # only to test the layers under TF_USE_LEGACY_KERAS=1
     "matplotlib==3.11.2",    # mask pictures (check_sparsity --plot)
-    "scikit-learn==1.9.1",   # the studies' bundled digits and diabetes data
+    "scikit-learn==1.9.1",   # bundled digits and diabetes data (studies, XNNPACK example)
     "statsmodels==0.15.0",   # the size study's bundled yearly sunspots
 ]
 
-# The real-data studies (examples/size_study, examples/structured_pruning):
+# The real-data studies (examples/size_study, examples/structured_pruning)
+# and examples/mobilenet_xnnpack:
 # bundled data sets (nothing is downloaded) and the plots.
 _EXAMPLES_REQUIRES = [
     "scikit-learn==1.9.1",

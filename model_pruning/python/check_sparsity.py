@@ -8,6 +8,7 @@ input axis holds at most 2 non-zeros, and how many groups fail.
   check_sparsity /tmp/train_dir --m_by_n=2:4
   python -m model_pruning.python.check_sparsity model.tflite --json=out.json
   check_sparsity frozen.pb --plot=/tmp/pics --block=4x4
+  check_sparsity --xnnpack model.tflite   # XNNPACK sparse path? (0 yes, 1 no)
 
 Exit status: 0 all good, 1 a requested --m_by_n pattern fails somewhere,
 2 bad input (missing or unreadable file, unknown format, bad flag value, or
@@ -23,6 +24,7 @@ from absl import flags
 
 from model_pruning.python import nm_sparsity
 from model_pruning.python import weight_readers
+from model_pruning.python import xnnpack_check
 
 _INPUT = flags.DEFINE_string(
     'input', None, 'Checkpoint dir or prefix, .pb/.pbtxt GraphDef or .tflite '
@@ -39,6 +41,9 @@ _PLOT = flags.DEFINE_string(
     "matplotlib (pip install 'model_pruning[plot]').")
 _BLOCK = flags.DEFINE_string(
     'block', None, "Block grid for the pictures, 'HxW' e.g. 4x4.")
+_XNNPACK = flags.DEFINE_bool(
+    'xnnpack', False, 'Instead: say whether XNNPACK\'s sparse inference '
+    'path would run this .tflite on ARM64 (exit 0 yes, 1 no, 2 bad input).')
 _CORNER = flags.DEFINE_integer('plot_corner', 64, 'Side of the mask corner '
                                'drawn per weight.', lower_bound=1)
 
@@ -211,6 +216,8 @@ def main(argv):
   from model_pruning.python import sparsity_plots  # pylint: disable=g-import-not-at-top
   try:
     path = _inputs(argv)
+    if _XNNPACK.value:
+      return xnnpack_check.cli_main(path)
     if _PLOT.value:
       sparsity_plots.require_pyplot()  # fail before the slow part
     report, arrays = check_with_arrays(path, _M_BY_N.value, _MIN_RANK.value,

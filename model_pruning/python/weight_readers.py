@@ -207,6 +207,15 @@ def _load_tflite(path):
                           % (path, type(e).__name__, detail)) from None
 
 
+def read_tflite_model(path):
+  """The parsed TFLite flatbuffer (`schema_py_generated.ModelT`) of `path`.
+
+  Raises:
+    WeightReadError: not a TFLite flatbuffer, or a corrupt one.
+  """
+  return _load_tflite(path)
+
+
 def _dequantized_zero(values, quantization):
   """Subtracts the zero point(s), so pruned entries of int weights read 0."""
   zero_points = getattr(quantization, 'zeroPoint', None)
