@@ -35,6 +35,7 @@ from absl import logging
 import tensorflow as tf
 
 from model_pruning.python import masked_weights
+from model_pruning.python import pruning_variables
 
 _FORWARD_OPS = frozenset(['Conv2D', 'DepthwiseConv2dNative', 'MatMul',
                           'BatchMatMulV2', 'Conv3D', 'Conv1D', 'Einsum'])
@@ -218,10 +219,10 @@ def plan_for_xnnpack(graph=None):
   structure = _structure(graph)
   decisions = []
   for mask, weight, masked_weight in zip(masks, weights, masked):
-    tensor = masked_weights.as_tensor(masked_weight)
+    tensor = pruning_variables.as_tensor(masked_weight)
     prune, reason = _decide(_reading_op(tensor), structure)
-    decision = WeightDecision(masked_weights.weight_name(weight),
-                              masked_weights.mask_op_name(mask), prune, reason)
+    decision = WeightDecision(pruning_variables.weight_name(weight),
+                              pruning_variables.mask_op_name(mask), prune, reason)
     decisions.append(decision)
     logging.info('XNNPACK latency policy: %s %s: %s',
                  'prune' if prune else 'leave dense', decision.weight, reason)
