@@ -20,7 +20,7 @@ check_sparsity tool, which must not need a graph.
 import numpy as np
 import tensorflow as tf
 
-from model_pruning.python.pruning_spec import parse_m_by_n  # pylint: disable=unused-import
+from model_pruning.python.hparam_maps import parse_m_by_n  # pylint: disable=unused-import
 
 SUPPORTED_RANKS = (2, 3, 4, 5)
 # Input (reduction) axis of every supported TF kernel layout.
