@@ -250,7 +250,7 @@ def _single_layer_checkpoint(checkpoint_dir, hparams_json=None, step=0):
     tf.identity(tf.matmul(tf.ones([2, 4]), masked), name='output')
     if hparams_json is not None:
       node = tf.constant(hparams_json, name='model_pruning/hparams_json')
-      tf.compat.v1.add_to_collection(lib.PRUNING_HPARAMS_COLLECTION, node)
+      tf.compat.v1.add_to_collection(graph_keys.HPARAMS_COLLECTION, node)
     return _save(checkpoint_dir, global_step_value=step)
 
 

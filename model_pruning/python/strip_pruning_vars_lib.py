@@ -16,20 +16,21 @@ never in the caller's default graph.
 """
 import collections
 import difflib
-import json
-import os
 import re
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from google.protobuf import message as protobuf_message
-from model_pruning.python import graph_keys
+from model_pruning.python import checkpoint_state
+# Importable from here as before.
+# pylint: disable=unused-import
+from model_pruning.python.checkpoint_state import error_summary
+from model_pruning.python.checkpoint_state import PruningState
+from model_pruning.python.checkpoint_state import read_pruning_state
+from model_pruning.python.checkpoint_state import resolve_checkpoint
+# pylint: enable=unused-import
 
-PRUNING_HPARAMS_COLLECTION = graph_keys.HPARAMS_COLLECTION
-HPARAMS_JSON_SUFFIX = graph_keys.HPARAMS_JSON_NAME
-GLOBAL_STEP_NAME = 'global_step'
 
 _MASKED_WEIGHT_RE = re.compile(r'(?:^|/)masked_weight(?:_\d+)?$')
 _MASK_NAME_RE = re.compile(r'(?:^|/)mask(?:_\d+)?$')
@@ -39,12 +40,6 @@ _PASS_THROUGH_OPS = ('Identity', 'ReadVariableOp', 'Snapshot')
 # the folded value, and the mask's value (None if not found).
 FoldedWeight = collections.namedtuple(
     'FoldedWeight', ['name', 'weight_name', 'value', 'mask'])
-
-# What a checkpoint says about its pruning run: the global step (None when the
-# checkpoint has no `global_step` variable) and the hparams dicts stored by
-# each `Pruning` object of the graph (empty when none).
-PruningState = collections.namedtuple('PruningState',
-                                      ['global_step', 'hparams'])
 
 
 def _node_name(tensor_name):
@@ -266,63 +261,6 @@ def strip_pruning_vars_fn(input_graph_def, output_node_names):
   return stripped
 
 
-def resolve_checkpoint(checkpoint):
-  """Returns the checkpoint prefix for a directory or a checkpoint path.
-
-  A directory gives its latest checkpoint (the `checkpoint` state file);
-  a path like '/train/model.ckpt-2000' is taken as it is if its index file
-  exists.
-
-  Raises:
-    ValueError: nothing usable at `checkpoint`.
-  """
-  if not checkpoint:
-    raise ValueError('No checkpoint given: pass a checkpoint directory or a '
-                     'path such as /train/model.ckpt-2000')
-  if os.path.isdir(checkpoint):
-    prefix = tf.train.latest_checkpoint(checkpoint)
-    if prefix is None:
-      raise ValueError('Could not find a checkpoint at: %s. (no "checkpoint" '
-                       'state file listing one)' % checkpoint)
-    return prefix
-  if os.path.exists(checkpoint + '.index'):
-    return checkpoint
-  if checkpoint.endswith(('.index', '.meta')) and os.path.exists(checkpoint):
-    return checkpoint.rsplit('.', 1)[0]
-  raise ValueError('Could not find a checkpoint at: %s. (neither a directory '
-                   'nor a prefix with a .index file)' % checkpoint)
-
-
-def _read_meta_graph(prefix):
-  """Parses `<prefix>.meta`; raises ValueError if missing or corrupt."""
-  path = prefix + '.meta'
-  if not os.path.exists(path):
-    raise ValueError('Checkpoint %s has no meta graph (%s); save it with '
-                     'write_meta_graph=True' % (prefix, path))
-  meta_graph = tf.compat.v1.MetaGraphDef()
-  try:
-    with open(path, 'rb') as f:
-      meta_graph.ParseFromString(f.read())
-  except protobuf_message.DecodeError as error:
-    raise ValueError('Corrupt meta graph %s: %s' % (path, error)) from None
-  return meta_graph
-
-
-def error_summary(error):
-  """One informative line from an error whose message may run to many.
-
-  Session errors start with 'Graph execution error:' and node traces; the
-  line that says what went wrong ('Read less bytes than requested') is kept,
-  after the error's class name.
-  """
-  text = getattr(error, 'message', None) or str(error)
-  noise = ('Graph execution error', 'Detected at node', 'Node:', 'File "')
-  lines = [line.strip() for line in text.splitlines()]
-  lines = [line for line in lines
-           if line and '[[' not in line and not line.startswith(noise)]
-  return '%s: %s' % (type(error).__name__, lines[0] if lines else text)
-
-
 def _restore_and_freeze(meta_graph, prefix, output_node_names):
   """Restores `prefix` into a fresh graph and freezes the outputs."""
   with tf.Graph().as_default() as graph:
@@ -365,58 +303,6 @@ def graph_def_from_checkpoint(checkpoint_dir, output_node_names):
       closest ones).
   """
   output_node_names = parse_output_node_names(output_node_names)
-  prefix = resolve_checkpoint(checkpoint_dir)
-  meta_graph = _read_meta_graph(prefix)
+  prefix = checkpoint_state.resolve_checkpoint(checkpoint_dir)
+  meta_graph = checkpoint_state.read_meta_graph(prefix)
   return _restore_and_freeze(meta_graph, prefix, output_node_names)
-
-
-def _string_const(node):
-  """The str held by a scalar string `Const` node, else None."""
-  if node.op != 'Const' or node.attr['dtype'].type != tf.string.as_datatype_enum:
-    return None
-  values = node.attr['value'].tensor.string_val
-  return values[0].decode('utf-8') if len(values) == 1 else None
-
-
-def _hparams_from_meta_graph(meta_graph):
-  """Decodes the hparams JSON each `Pruning` object stored in the graph."""
-  nodes_by_name = {node.name: node for node in meta_graph.graph_def.node}
-  names = []
-  if PRUNING_HPARAMS_COLLECTION in meta_graph.collection_def:
-    collection = meta_graph.collection_def[PRUNING_HPARAMS_COLLECTION]
-    names = [_node_name(name) for name in collection.node_list.value]
-  if not names:
-    names = [name for name in nodes_by_name
-             if name.split('/')[-1] == HPARAMS_JSON_SUFFIX]
-  result = []
-  for name in names:
-    text = _string_const(nodes_by_name[name]) if name in nodes_by_name else None
-    if text is None:
-      continue
-    try:
-      result.append(json.loads(text))
-    except ValueError:
-      logging.warning('Ignoring %s: not valid JSON', name)
-  return result
-
-
-def read_pruning_state(checkpoint):
-  """Reads the global step and the stored pruning hparams of a checkpoint.
-
-  Args:
-    checkpoint: a checkpoint directory or prefix (see `resolve_checkpoint`).
-
-  Returns:
-    A PruningState(global_step=int or None, hparams=[dict, ...]).
-  """
-  prefix = resolve_checkpoint(checkpoint)
-  hparams = _hparams_from_meta_graph(_read_meta_graph(prefix))
-  step = None
-  try:
-    reader = tf.train.load_checkpoint(prefix)
-    if reader.has_tensor(GLOBAL_STEP_NAME):
-      step = int(reader.get_tensor(GLOBAL_STEP_NAME))
-  except (ValueError, IndexError, tf.errors.OpError) as error:
-    raise ValueError('Could not read checkpoint %s: %s' %
-                     (prefix, error_summary(error))) from None
-  return PruningState(global_step=step, hparams=hparams)
