@@ -37,10 +37,12 @@ def read_in_order(x):
 
   `PartitionedVariable.as_tensor()` drops control dependencies, which would let
   the reads race with the gradient and old-weight assigns that must precede
-  them (fix Q12); this concatenates freshly read partitions instead.
+  them (fix Q12); this concatenates freshly read partitions instead. A plain
+  variable is read afresh too: under a caching device (`static_rnn` sets one
+  on its scope) its tensor value is a read cached before the assigns.
   """
   if not is_partitioned(x):
-    return x
+    return x.read_value() if isinstance(x, tf.Variable) else x
   parts = list(x)
   axis = (0 if len(parts) == 1 else
           pruning_utils.determine_partitioned_axis(x))
