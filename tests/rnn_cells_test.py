@@ -96,7 +96,8 @@ def test_dynamic_rnn_five_steps_matches_numpy(cls, kwargs):
 @pytest.mark.parametrize('cls', [rnn_cells.MaskedBasicLSTMCell,
                                  rnn_cells.MaskedLSTMCell],
                          ids=['basic', 'lstm'])
-@pytest.mark.parametrize('prune_option', ['weight', 'first_order_gradient',
+@pytest.mark.parametrize('prune_option', [None, 'weight',
+                                          'first_order_gradient',
                                           'second_order_gradient'])
 def test_one_call_registers_one_weight_of_kernel_shape(cls, prune_option):
   """docs/upstream.md: batch 8, dim 10 -> one (20, 40) entry per collection."""
@@ -147,7 +148,8 @@ def test_static_rnn_multi_cell_names_and_one_mask_per_cell():
     masks = tf.compat.v1.get_collection(graph_keys.MASK_COLLECTION)
   prefix = 'rnn/multi_rnn_cell/cell_{}/masked_basic_lstm_cell/'
   assert names == [prefix.format(k) + n for k in (0, 1)
-                   for n in ('kernel', 'bias', 'mask', 'threshold')]
+                   for n in ('kernel', 'bias', 'mask', 'threshold',
+                             'old_weight', 'old_old_weight', 'gradient')]
   assert [m.op.name for m in masks] == [prefix.format(0) + 'mask',
                                         prefix.format(1) + 'mask']
 

@@ -105,10 +105,13 @@ def read_in_order(x):
 
   `PartitionedVariable.as_tensor()` drops control dependencies, which would let
   the reads race with the gradient and old-weight assigns that must precede
-  them (docs/upstream.md Q12); this concatenates freshly read partitions instead.
+  them (docs/upstream.md Q12); this concatenates freshly read partitions
+  instead. A plain variable is read afresh too: under a caching device
+  (`static_rnn` sets one on its scope) its tensor value is a read cached
+  before the assigns.
   """
   if not is_partitioned(x):
-    return x
+    return x.read_value() if isinstance(x, tf.Variable) else x
   parts = list(x)
   axis = (0 if len(parts) == 1 else
           determine_partitioned_axis(x))

@@ -105,7 +105,8 @@ def mask_variable(shape, dtype):
       initializer=tf.compat.v1.ones_initializer(), trainable=False)
 
 
-def finish_masked_weight(kernel, mask, prune_option=None):
+def finish_masked_weight(kernel, mask, prune_option=None,
+                         gradient_state=None):
   """Creates `threshold` (and gradient state), the masked kernel; registers.
 
   `masked_weight = mask * kernel` is the op named `.../weights/masked_weight`
@@ -120,6 +121,9 @@ def finish_masked_weight(kernel, mask, prune_option=None):
       create `old_weight`, `old_old_weight` and `gradient` (kernel shape,
       zeros, non-trainable), as google-research's cells do; any other value
       creates none.
+    gradient_state: True or False creates (or not) the three gradient
+      variables whatever `prune_option` says; None (default) follows
+      `prune_option`. The LSTM cells use it to create them by default.
 
   Returns:
     dict with keys threshold, masked_weight and, for the gradient options,
@@ -129,7 +133,10 @@ def finish_masked_weight(kernel, mask, prune_option=None):
   created = {'threshold': tf.compat.v1.get_variable(
       graph_keys.THRESHOLD_VARIABLE_NAME, shape=[], dtype=dtype,
       initializer=tf.compat.v1.zeros_initializer(), trainable=False)}
-  if prune_option in ('first_order_gradient', 'second_order_gradient'):
+  if gradient_state is None:
+    gradient_state = prune_option in ('first_order_gradient',
+                                      'second_order_gradient')
+  if gradient_state:
     for name in (graph_keys.OLD_WEIGHT_VARIABLE_NAME,
                  graph_keys.OLD_OLD_WEIGHT_VARIABLE_NAME,
                  graph_keys.GRADIENT_VARIABLE_NAME):

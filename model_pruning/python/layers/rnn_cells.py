@@ -13,6 +13,14 @@ and work with `tf.compat.v1.nn.static_rnn` and `dynamic_rnn`:
 Only the main kernel `[input_depth + h_depth, 4 * num_units]` is masked (never
 the projection); the gates are `i, j, f, o` in that order. Variable reuse
 across time steps registers one mask per cell.
+
+Like google-research's cells, a cell built without `prune_option` also creates
+`gradient`, `old_weight` and `old_old_weight` (kernel shape, zeros,
+non-trainable, saved in checkpoints) and registers them, so
+`Pruning(prune_option=first_order_gradient)` works on LSTM models.
+`prune_option='weight'` creates only what contrib's cells created (kernel,
+bias, mask, threshold): use it to save the memory, or to restore a checkpoint
+written by contrib. docs/layers.md gives the measured cost.
 """
 import collections
 
@@ -20,8 +28,8 @@ import tensorflow as tf
 
 from model_pruning.python.layers import base
 
-_PRUNE_OPTIONS = ('weight', 'first_order_gradient', 'second_order_gradient',
-                  'compression')
+_PRUNE_OPTIONS = (None, 'weight', 'first_order_gradient',
+                  'second_order_gradient', 'compression')
 
 
 class LSTMStateTuple(collections.namedtuple('LSTMStateTuple', ('c', 'h'))):
@@ -149,8 +157,9 @@ class _MaskedLSTMBase(_RNNCell):
   def _create_mask(self):
     """Mask with the kernel's own shape (docs/upstream.md Q11), threshold, registration."""
     self.mask = base.mask_variable(self.kernel.shape, self._dtype)
-    extra = base.finish_masked_weight(self.kernel, self.mask,
-                                      prune_option=self._prune_option)
+    extra = base.finish_masked_weight(
+        self.kernel, self.mask, prune_option=self._prune_option,
+        gradient_state=self._prune_option != 'weight')
     self.threshold = extra['threshold']
     self.masked_kernel = extra['masked_weight']
     self.gradient = extra.get('gradient')
@@ -182,13 +191,17 @@ class MaskedBasicLSTMCell(_MaskedLSTMBase):
   With `z = [x, h] . (mask * kernel) + bias` split into `i, j, f, o`:
   `c' = c * sigmoid(f + forget_bias) + sigmoid(i) * act(j)`,
   `h' = act(c') * sigmoid(o)`; returns `(h', (c', h'))`.
+
+  `prune_option`: None (default, google-research) or a gradient option also
+  creates the `gradient`, `old_weight` and `old_old_weight` variables;
+  'weight' creates only contrib's kernel, bias, mask and threshold.
   """
 
   _DEFAULT_NAME = 'masked_basic_lstm_cell'
 
   def __init__(self, num_units, forget_bias=1.0, state_is_tuple=True,
                activation=None, reuse=None, name=None, dtype=None,
-               prune_option='weight'):
+               prune_option=None):
     super().__init__(num_units, forget_bias, state_is_tuple, activation,
                      reuse, name, dtype, prune_option)
 
@@ -215,6 +228,7 @@ class MaskedLSTMCell(_MaskedLSTMBase):
   `m = sigmoid(o [+ w_o * c]) * act(c)`, then `m . projection/kernel`
   clipped to +-proj_clip when num_proj is set; returns `(m, (c, m))`.
   `num_unit_shards` / `num_proj_shards` are accepted and ignored.
+  `prune_option`: as for `MaskedBasicLSTMCell`.
   """
 
   _DEFAULT_NAME = 'masked_lstm_cell'
@@ -223,7 +237,7 @@ class MaskedLSTMCell(_MaskedLSTMBase):
                initializer=None, num_proj=None, proj_clip=None,
                num_unit_shards=None, num_proj_shards=None, forget_bias=1.0,
                state_is_tuple=True, activation=None, reuse=None, name=None,
-               dtype=None, prune_option='weight'):
+               dtype=None, prune_option=None):
     if num_unit_shards is not None or num_proj_shards is not None:
       tf.compat.v1.logging.warning(
           'num_unit_shards and num_proj_shards are deprecated and ignored '
