@@ -55,7 +55,7 @@ VARIANTS = {
 
 
 def write_pairs(work_dir):
-  """Exports every variant dense and sparse; returns [(label, dense, sparse)]."""
+  """Exports each variant dense and sparse; returns [(label, dense, sparse)]."""
   os.makedirs(work_dir, exist_ok=True)
   pairs = []
   for number, (label, knobs) in enumerate(VARIANTS.items()):
