@@ -96,6 +96,7 @@ class XnnpackReport:
 
 
 class _UnionFind:
+  """Disjoint sets of node indices (path halving)."""
 
   def __init__(self):
     self.parent = {}
