@@ -76,7 +76,8 @@ def test_passing_model_engages_with_oracle_counts(models):
     ('no_densify', xnnpack_check.RULE_NO_DENSIFY, None, 'DENSIFY'),
     ('depthwise_same_stride2', xnnpack_check.RULE_UNSUPPORTED_OP,
      'DEPTHWISE_CONV_2D', 'SAME padding with stride (2, 2)'),
-], ids=lambda v: v if isinstance(v, str) and '_' in v else None)
+], ids=['first_conv', 'unsupported_op', 'outside_consumer', 'sparsity',
+        'quantized', 'no_densify', 'depthwise_same_stride2'])
 def test_each_broken_rule_is_named_with_op_and_why(models, variant, rule,
                                                    op_type, text):
   report = xnnpack_check.check(models[variant][0])

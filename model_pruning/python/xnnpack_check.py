@@ -1,4 +1,4 @@
-r"""Would XNNPACK's sparse inference path run this .tflite model? A static check.
+r"""Would XNNPACK's sparse inference path run this .tflite? A static check.
 
 TensorFlow Lite's XNNPACK delegate can run part of a float model in NCHW
 layout with sparse 1x1-convolution kernels, which is where pruning buys CPU
@@ -26,6 +26,10 @@ latency. It does so silently, only when all of these hold (XNNPACK
 6. The CPU: ARM, ARM64, WebAssembly or x86 without AVX. On x86 with AVX
    XNNPACK keeps dense kernels by design.
 
+xnnpack_graph reads the model as the delegate hands it to XNNPACK,
+xnnpack_rules gives each op its role (or the rule it breaks), and this
+module joins the ops into clusters and judges each.
+
 `check(path)` returns an `XnnpackReport` with one `Cluster` verdict per
 cluster (1-5, for ARM64); `format_report` prints it with a line on this
 host's CPU (6); `cli_main(path)` is what `check_sparsity --xnnpack` calls.
@@ -37,29 +41,18 @@ from typing import Optional
 
 from model_pruning.python import weight_readers
 from model_pruning.python import xnnpack_graph
+from model_pruning.python import xnnpack_rules as rules
 
 EXIT_ENGAGES, EXIT_DOES_NOT, EXIT_BAD_INPUT = 0, 1, 2
-
-# Rule ids, in the order they are checked.
-RULE_FIRST_CONV = 'first_conv'          # cluster start: 3x3/2, 3 ch, pad 1
-RULE_UNSUPPORTED_OP = 'unsupported_op'  # an op the NCHW path cannot run
-RULE_QUANTIZED = 'quantized'            # a non-float tensor
-RULE_OUTSIDE_CONSUMER = 'outside_consumer'
-RULE_END_OP = 'end_op'                  # no MEAN / SUM / DEPTH_TO_SPACE end
-RULE_SPARSITY = 'sparsity'              # 1x1 weights <= 2/3 zeros
-RULE_NO_DENSIFY = 'no_densify'
-
-# Kinds of NCHW-capable nodes (XNNPACK's layout flags).
-_START, _INNER, _END, _INNER_END = 'start', 'inner', 'end', 'inner_end'
-_READS_NCHW = (_INNER, _END, _INNER_END)
-_WRITES_NCHW = (_START, _INNER, _INNER_END)
-_UNARY = frozenset([
-    'ABS', 'CEIL', 'ELU', 'FLOOR', 'HARD_SWISH', 'LEAKY_RELU', 'LOGISTIC',
-    'NEG', 'RELU', 'RELU6', 'RELU_N1_TO_1', 'RELU_0_TO_1', 'ROUND', 'SQUARE',
-    'TANH', 'GELU', 'SQRT', 'RSQRT', 'EXP', 'LOG'])
-_PARAMETER_INPUTS = ('MEAN', 'SUM', 'RESIZE_BILINEAR')
+# The rule ids, re-exported: a Cluster's `rule` is one of these.
+RULE_FIRST_CONV = rules.RULE_FIRST_CONV
+RULE_UNSUPPORTED_OP = rules.RULE_UNSUPPORTED_OP
+RULE_QUANTIZED = rules.RULE_QUANTIZED
+RULE_OUTSIDE_CONSUMER = rules.RULE_OUTSIDE_CONSUMER
+RULE_END_OP = rules.RULE_END_OP
+RULE_SPARSITY = rules.RULE_SPARSITY
+RULE_NO_DENSIFY = rules.RULE_NO_DENSIFY
 _SPARSE_COUNTED = ('CONV_2D', 'FULLY_CONNECTED')
-SPARSITY_NEEDED = 2.0 / 3.0
 
 
 @dataclasses.dataclass
@@ -102,152 +95,8 @@ class XnnpackReport:
   no_cluster_rule: Optional[str] = None
 
 
-class _Verdict(Exception):
-  """Internal: the first broken rule of a node or cluster."""
-
-  def __init__(self, rule, node_text, tensor, detail):
-    super().__init__(detail)
-    self.rule, self.node_text, self.tensor, self.detail = (
-        rule, node_text, tensor, detail)
-
-
-def _kind_of_conv(node):
-  """Kind of a CONV_2D node, or raises _Verdict naming what is wrong."""
-  c = node.conv
-  pad = c['padding']
-  if c['in_channels'] != c['filter_in_channels']:
-    raise _Verdict(RULE_UNSUPPORTED_OP, None, None, 'grouped convolution')
-  if c['dilations'] != (1, 1):
-    raise _Verdict(RULE_UNSUPPORTED_OP, None, None,
-                   'dilation %s, needs 1' % (c['dilations'],))
-  if c['kernel'] == (1, 1):
-    if pad != (0, 0, 0, 0) or c['strides'] != (1, 1):
-      raise _Verdict(RULE_UNSUPPORTED_OP, None, None,
-                     '1x1 convolution with padding %s, stride %s: needs no '
-                     'padding and stride 1' % (pad, c['strides']))
-    return _INNER
-  if c['kernel'] != (3, 3):
-    raise _Verdict(RULE_UNSUPPORTED_OP, None, None,
-                   '%dx%d convolution: the sparse path runs 1x1 convolutions '
-                   'and one 3x3 stride-2 first convolution' % c['kernel'])
-  problems = []
-  if pad != (1, 1, 1, 1):
-    problems.append('padding %s, needs 1 on every side (PAD 1 + VALID)' % (
-        'SAME with stride 2 (input-size dependent)' if pad is None else
-        '(top, right, bottom, left) = %s' % (pad,)))
-  if c['strides'] != (2, 2):
-    problems.append('stride %s, needs 2' % (c['strides'],))
-  if c['in_channels'] != 3:
-    problems.append('%s input channels, needs 3' % c['in_channels'])
-  if problems:
-    raise _Verdict(RULE_FIRST_CONV, None, None,
-                   '3x3 first convolution: ' + '; '.join(problems))
-  return _START
-
-
-def _kind_of_depthwise(node):
-  c = node.conv
-  kernel, pad, strides = c['kernel'], c['padding'], c['strides']
-  need = {(3, 3): (1, 1, 1, 1), (5, 5): (2, 2, 2, 2)}.get(kernel)
-  problems = []
-  if need is None:
-    problems.append('kernel %dx%d, needs 3x3 or 5x5' % kernel)
-  elif pad is None:
-    problems.append('SAME padding with stride %s (input-size dependent), '
-                    'needs explicit padding (PAD + VALID)' % (strides,))
-  elif pad != need:
-    problems.append('padding %s, needs %s' % (pad, need))
-  if strides not in ((1, 1), (2, 2)):
-    problems.append('stride %s, needs 1 or 2' % (strides,))
-  if c['dilations'] != (1, 1):
-    problems.append('dilation %s, needs 1' % (c['dilations'],))
-  if c['out_channels'] != c['in_channels']:
-    problems.append('depth multiplier %s, needs 1' % (
-        c['out_channels'] / c['in_channels'] if c['in_channels'] else '?'))
-  if problems:
-    raise _Verdict(RULE_UNSUPPORTED_OP, None, None,
-                   'depthwise convolution: ' + '; '.join(problems))
-  return _INNER
-
-
-def _kind_of_elementwise(node, graph):
-  shapes = [graph.tensors[t].shape for t in node.inputs if t >= 0]
-  if any(len(s) != 4 for s in shapes):
-    raise _Verdict(RULE_UNSUPPORTED_OP, None, None,
-                   '%s of tensors shaped %s: needs 4-D inputs' % (
-                       node.op_type, ' and '.join(map(str, shapes))))
-  for t in node.inputs:
-    tensor = graph.tensors[t]
-    if tensor.constant and sum(d != 1 for d in tensor.shape) > 1:
-      raise _Verdict(RULE_UNSUPPORTED_OP, None, tensor.name,
-                     '%s with constant %s: constants must be scalars or '
-                     '1-D' % (node.op_type, tensor.shape))
-  return _INNER
-
-
-def _kind_of_reduce(node, graph):
-  source = graph.tensors[node.inputs[0]].shape
-  axes = graph.tensors[node.inputs[1]].array
-  axes = set() if axes is None else {int(a) % 4 for a in axes.ravel()}
-  if len(source) != 4 or axes != {1, 2}:
-    raise _Verdict(RULE_END_OP, None, None,
-                   '%s over axes %s of a %d-D tensor: the cluster must end '
-                   'with a reduction over the spatial axes (1, 2) of a 4-D '
-                   'tensor' % (node.op_type, sorted(axes), len(source)))
-  return _INNER_END
-
-
-def _node_kind(node, graph, count_fully_connected):
-  """XNNPACK layout kind of `node`, or raises _Verdict (why it is excluded)."""
-  # Axes and sizes are int32 parameters, not values.
-  values = (node.inputs[:1] if node.op_type in _PARAMETER_INPUTS
-            else node.inputs)
-  for t in values + node.outputs:
-    if t >= 0 and not graph.tensors[t].is_float:
-      raise _Verdict(RULE_QUANTIZED, None, graph.tensors[t].name,
-                     'tensor "%s" is %s: the sparse path runs float32/'
-                     'float16 models only (no int8 or dynamic-range '
-                     'quantization)' % (graph.tensors[t].name,
-                                        graph.tensors[t].type_name))
-  op = node.op_type
-  if op == 'CONV_2D':
-    return _kind_of_conv(node)
-  if op == 'DEPTHWISE_CONV_2D':
-    return _kind_of_depthwise(node)
-  if op in ('ADD', 'MUL'):
-    return _kind_of_elementwise(node, graph)
-  if op in _UNARY:
-    if len(graph.tensors[node.inputs[0]].shape) != 4:
-      raise _Verdict(RULE_UNSUPPORTED_OP, None, None,
-                     '%s of a tensor that is not 4-D' % op)
-    return _INNER
-  if op in ('MEAN', 'SUM'):
-    return _kind_of_reduce(node, graph)
-  if op == 'DEPTH_TO_SPACE':
-    return _END
-  if op == 'FULLY_CONNECTED' and count_fully_connected:
-    return _INNER
-  if op == 'RESIZE_BILINEAR':
-    shape = graph.tensors[node.inputs[0]].shape
-    if len(shape) == 4 and shape[1] > 1 and shape[2] > 1:
-      return _INNER
-  raise _Verdict(RULE_UNSUPPORTED_OP, None, None,
-                 '%s has no NCHW kernel in XNNPACK' % op)
-
-
-def _classify(graph, count_fully_connected):
-  """{node index: kind} and {node index: _Verdict} for the excluded ones."""
-  kinds, excluded = {}, {}
-  for node in graph.nodes:
-    try:
-      kinds[node.index] = _node_kind(node, graph, count_fully_connected)
-    except _Verdict as verdict:
-      verdict.node_text = graph.describe(node)
-      excluded[node.index] = verdict
-  return kinds, excluded
-
-
 class _UnionFind:
+  """Disjoint sets of node indices (path halving)."""
 
   def __init__(self):
     self.parent = {}
@@ -266,8 +115,8 @@ class _UnionFind:
 def _link(graph, kinds, excluded):
   """Joins each NCHW reader to its producers; returns (union-find, broken).
 
-  broken[node] is the _Verdict of a reader whose input cannot be NCHW: a
-  model input, or the output of an excluded node (its verdict, restated).
+  broken[node] is the RuleBroken of a reader whose input cannot be NCHW:
+  a model input, or the output of an excluded node (its verdict, restated).
   """
   groups, broken = _UnionFind(), {}
   by_index = {n.index: n for n in graph.nodes}
@@ -276,24 +125,25 @@ def _link(graph, kinds, excluded):
     if kind is None:
       continue
     groups.find(node.index)
-    if kind not in _READS_NCHW:
+    if kind not in rules.READS_NCHW:
       continue
     for t in graph.dynamic_inputs(node):
       name = graph.tensors[t].name
       producer = graph.producer(t)
       if producer is None:
-        broken.setdefault(node.index, _Verdict(
-            RULE_FIRST_CONV, graph.describe(node), name,
+        broken.setdefault(node.index, rules.RuleBroken(
+            rules.RULE_FIRST_CONV, graph.describe(node), name,
             'reads the model input "%s" directly: a cluster must start with '
             'a 3x3 stride-2 convolution on 3 channels' % name))
-      elif kinds.get(producer.index) in _WRITES_NCHW:
+      elif kinds.get(producer.index) in rules.WRITES_NCHW:
         groups.union(node.index, producer.index)
       else:
         cause = excluded.get(producer.index)
         if cause is None:  # an END-only producer (DEPTH_TO_SPACE)
-          cause = _Verdict(RULE_UNSUPPORTED_OP, graph.describe(producer),
-                           None, 'its output is NHWC')
-        broken.setdefault(node.index, _Verdict(
+          cause = rules.RuleBroken(rules.RULE_UNSUPPORTED_OP,
+                                   graph.describe(producer), None,
+                                   'its output is NHWC')
+        broken.setdefault(node.index, rules.RuleBroken(
             cause.rule, graph.describe(producer), name,
             '%s (its output "%s" feeds %s)' % (
                 cause.detail, name, graph.describe(by_index[node.index]))))
@@ -301,18 +151,20 @@ def _link(graph, kinds, excluded):
 
 
 def _outside_reader(graph, members, kinds, node):
-  """_Verdict if an input of `node` is also read outside the cluster."""
+  """RuleBroken if an input of `node` is also read outside the cluster."""
   for t in graph.dynamic_inputs(node):
     name = graph.tensors[t].name
     if t in graph.model_outputs:
-      return _Verdict(RULE_OUTSIDE_CONSUMER, graph.describe(node), name,
-                      'tensor "%s" inside the cluster is also a model output'
-                      % name)
+      return rules.RuleBroken(
+          rules.RULE_OUTSIDE_CONSUMER, graph.describe(node), name,
+          'tensor "%s" inside the cluster is also a model output' % name)
     for reader in graph.consumers(t):
-      if reader.index not in members or kinds[reader.index] not in _READS_NCHW:
-        return _Verdict(RULE_OUTSIDE_CONSUMER, graph.describe(reader), name,
-                        'tensor "%s" is also read by %s, which runs outside '
-                        'the NCHW cluster' % (name, graph.describe(reader)))
+      if (reader.index not in members or
+          kinds[reader.index] not in rules.READS_NCHW):
+        return rules.RuleBroken(
+            rules.RULE_OUTSIDE_CONSUMER, graph.describe(reader), name,
+            'tensor "%s" is also read by %s, which runs outside the NCHW '
+            'cluster' % (name, graph.describe(reader)))
   return None
 
 
@@ -342,29 +194,32 @@ def _judge(graph, members, kinds, broken, has_densify):
       if node.index in broken:
         raise broken[node.index]
     for node in nodes:
-      if kinds[node.index] in _READS_NCHW:
+      if kinds[node.index] in rules.READS_NCHW:
         verdict = _outside_reader(graph, members, kinds, node)
         if verdict is not None:
           raise verdict
     if cluster.params == 0:
-      raise _Verdict(RULE_SPARSITY, None, None, 'no 1x1 convolution in the '
-                     'cluster: nothing for the sparse kernels to do')
+      raise rules.RuleBroken(
+          rules.RULE_SPARSITY, None, None, 'no 1x1 convolution in the '
+          'cluster: nothing for the sparse kernels to do')
     if cluster.zeros * 3 <= cluster.params * 2:
       weight = graph.tensors[worst.inputs[1]]
-      raise _Verdict(
-          RULE_SPARSITY, graph.describe(worst), weight.name,
-          'weights of the 1x1 convolutions are %d of %d zeros (%.1f%%), need more than 2/3; '
+      raise rules.RuleBroken(
+          rules.RULE_SPARSITY, graph.describe(worst), weight.name,
+          'weights of the 1x1 convolutions are %d of %d zeros (%.1f%%), '
+          'need more than 2/3; '
           'least sparse: "%s" (%.1f%%)' % (
               cluster.zeros, cluster.params, 100.0 * cluster.sparsity,
               weight.name, 100.0 * weight.zeros_and_size()[0] /
               max(weight.zeros_and_size()[1], 1)))
     if not has_densify:
-      raise _Verdict(RULE_NO_DENSIFY, None, None,
-                     'the model has no DENSIFY op (weights stored dense), so '
-                     'the delegate never asks for sparse inference; convert '
-                     'with tf.lite.Optimize.EXPERIMENTAL_SPARSITY')
+      raise rules.RuleBroken(
+          rules.RULE_NO_DENSIFY, None, None,
+          'the model has no DENSIFY op (weights stored dense), so the '
+          'delegate never asks for sparse inference; convert with '
+          'tf.lite.Optimize.EXPERIMENTAL_SPARSITY')
     cluster.engages = True
-  except _Verdict as verdict:
+  except rules.RuleBroken as verdict:
     cluster.rule, cluster.op = verdict.rule, verdict.node_text
     cluster.tensor, cluster.detail = verdict.tensor, verdict.detail
   return cluster
@@ -384,7 +239,7 @@ def check(path, count_fully_connected=False):
     weight_readers.WeightReadError: not a readable TFLite model.
   """
   graph = xnnpack_graph.read_graph(path)
-  kinds, excluded = _classify(graph, count_fully_connected)
+  kinds, excluded = rules.classify(graph, count_fully_connected)
   groups, broken = _link(graph, kinds, excluded)
   components = {}
   for index in kinds:
@@ -392,13 +247,14 @@ def check(path, count_fully_connected=False):
   has_densify = 'DENSIFY' in graph.op_types
   clusters = [_judge(graph, members, kinds, broken, has_densify)
               for members in components.values()
-              if any(kinds[i] in (_END, _INNER_END) for i in members)]
+              if any(kinds[i] in (rules.END, rules.INNER_END)
+                     for i in members)]
   clusters.sort(key=lambda c: c.ops[0])
   report = XnnpackReport(path, clusters, has_densify,
                          any(c.engages for c in clusters))
   if not clusters:
-    report.no_cluster_rule = RULE_END_OP
-    ends = [v for v in excluded.values() if v.rule == RULE_END_OP]
+    report.no_cluster_rule = rules.RULE_END_OP
+    ends = [v for v in excluded.values() if v.rule == rules.RULE_END_OP]
     report.no_cluster_reason = (
         '%s: %s' % (ends[0].node_text, ends[0].detail) if ends else
         'no MEAN/SUM over the spatial axes or DEPTH_TO_SPACE of a 4-D float '

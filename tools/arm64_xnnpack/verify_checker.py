@@ -55,7 +55,7 @@ VARIANTS = {
 
 
 def write_pairs(work_dir):
-  """Exports every variant dense and sparse; returns [(label, dense, sparse)]."""
+  """Exports each variant dense and sparse; returns [(label, dense, sparse)]."""
   os.makedirs(work_dir, exist_ok=True)
   pairs = []
   for number, (label, knobs) in enumerate(VARIANTS.items()):
@@ -88,6 +88,7 @@ def table(pairs, lines):
   """Markdown rows: checker verdict against what ARM64 did."""
   rows = ['| model | checker (ARM64) | ARM64 sparse/dense time | outputs '
           'bit-identical | agree |', '|---|---|---|---|---|']
+  agreed = ran = 0
   for (label, _, sparse), line in zip(pairs, lines):
     report = xnnpack_check.check(sparse)
     verdict = 'engages' if report.engages else 'dense: %s' % (
@@ -99,10 +100,12 @@ def table(pairs, lines):
       continue
     ratio = line['sparse_ms'] / line['dense_ms']
     agree = (ratio < ENGAGED_RATIO) == report.engages
+    agreed, ran = agreed + agree, ran + 1
     rows.append('| %s | %s | %.2f (%.2f / %.2f ms) | %s | %s |' % (
         label, verdict, ratio, line['sparse_ms'], line['dense_ms'],
         'yes' if line['bit_identical'] else
         'no (max %.2g)' % line['max_abs_diff'], 'yes' if agree else 'NO'))
+  rows.append('\n%d of %d verdicts agree with the runtime.' % (agreed, ran))
   return '\n'.join(rows)
 
 
