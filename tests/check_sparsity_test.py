@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 from model_pruning.python import check_sparsity
+from model_pruning.python import sparsity_check
 from model_pruning.python import sparsity_plots
 from model_pruning.python import weight_readers
 from tests import log_capture
@@ -110,7 +111,8 @@ def _run_cli(*args, blocked_matplotlib=False):
 
 def test_checkpoint_reports_masked_weights_and_masks(tmp_path):
   prefix = _save_checkpoint(tmp_path)
-  report = check_sparsity.check(str(tmp_path), m_by_n='2:4')
+  report = sparsity_check.check(str(tmp_path), m_by_n='2:4',
+                                all_constants=True)
   weights = _by_name(report)
   assert report['format'] == 'checkpoint' and report['ok']
   assert sorted(weights) == ['conv1/mask', 'conv1/weights', 'fc/mask',
@@ -124,25 +126,29 @@ def test_checkpoint_reports_masked_weights_and_masks(tmp_path):
   # Depth 10 = 4 + 4 + 2: the partial group keeps both, so 6 zeros of 10.
   assert weights['fc/weights']['zeros'] == 4 * _DENSE_SHAPE[1]
   assert weights['fc/weights']['m_by_n']['groups'] == 3 * _DENSE_SHAPE[1]
-  assert check_sparsity.check(prefix)['weights'] == check_sparsity.check(
+  assert sparsity_check.check(prefix)['weights'] == sparsity_check.check(
       str(tmp_path))['weights']
+  # By default only the pruned weights count, not their masks.
+  assert sorted(_by_name(sparsity_check.check(str(tmp_path)))) == [
+      'conv1/weights', 'fc/weights']
 
 
 def test_checkpoint_rejects_hand_broken_mask(tmp_path):
   _save_checkpoint(tmp_path, broken=True)
-  report = check_sparsity.check(str(tmp_path), m_by_n='2,4')
+  report = sparsity_check.check(str(tmp_path), m_by_n='2,4',
+                                all_constants=True)
   weights = _by_name(report)
   assert not report['ok']
   for name in ('fc/weights', 'fc/mask'):
     assert weights[name]['m_by_n']['failing_groups'] == 1
   assert weights['conv1/weights']['m_by_n']['ok']
-  assert 'FAIL: 1 of 18 groups' in check_sparsity.format_report(report)
+  assert 'FAIL: 1 of 18 groups' in sparsity_check.format_report(report)
 
 
 @pytest.mark.parametrize('as_text', [False, True], ids=['pb', 'pbtxt'])
 def test_frozen_graph_def_float_consts(tmp_path, as_text):
   path = _write_graph_def(tmp_path, as_text)
-  report = check_sparsity.check(path, m_by_n='2:4')
+  report = sparsity_check.check(path, m_by_n='2:4')
   weights = _by_name(report)
   assert report['format'] == ('graphdef_text' if as_text else 'graphdef')
   assert sorted(weights) == ['conv/k', 'fc/k']
@@ -152,7 +158,7 @@ def test_frozen_graph_def_float_consts(tmp_path, as_text):
 
 
 def test_tflite_constant_weights_in_tflite_layout(tflite_path):
-  report = check_sparsity.check(tflite_path, m_by_n='2:4')
+  report = sparsity_check.check(tflite_path, m_by_n='2:4')
   shapes = sorted(tuple(w['shape']) for w in report['weights'])
   # TFLite stores kernels [out, ..., in]: conv [4, 3, 3, 8], dense [3, 36].
   assert shapes == [(3, 36), (4, 3, 3, 8)]
@@ -163,7 +169,7 @@ def test_tflite_constant_weights_in_tflite_layout(tflite_path):
 
 def test_tflite_fails_pattern_along_wrong_density(tflite_path):
   # 2:4 pruned means 1:4 must fail in every group of both kernels.
-  report = check_sparsity.check(tflite_path, m_by_n='1:4')
+  report = sparsity_check.check(tflite_path, m_by_n='1:4')
   for w in report['weights']:
     assert w['m_by_n']['failing_groups'] == w['m_by_n']['groups']
   assert not report['ok']
@@ -180,13 +186,18 @@ def test_tflite_sparse_encoded_tensor_reported_with_what_is_known(tmp_path):
           sess, [inputs], [outputs])
       converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
       (tmp_path / 'sparse.tflite').write_bytes(converter.convert())
-  report = check_sparsity.check(str(tmp_path / 'sparse.tflite'), m_by_n='2:4')
+  report = sparsity_check.check(str(tmp_path / 'sparse.tflite'), m_by_n='2:4')
   [entry] = report['weights']
-  assert entry['shape'] == [64, 64] and entry['sparsity'] is None
+  assert entry['shape'] == [64, 64]
   assert entry['note'] == 'sparse-encoded, %d stored values' % np.count_nonzero(
       weights)
+  # The encoding stores exactly the non-zeros, so the zeros are known.
+  assert entry['zeros'] == weights.size - np.count_nonzero(weights)
+  assert entry['sparsity'] == pytest.approx(
+      1.0 - np.count_nonzero(weights) / weights.size)
+  assert report['selection'] == 'pruned weights (sparse-encoded tensors)'
   assert report['ok']  # cannot be checked densely: reported, not failed
-  assert '2:4 n/a' in check_sparsity.format_report(report)
+  assert '2:4 n/a' in sparsity_check.format_report(report)
 
 
 def test_tflite_int8_weights_zero_point_counts_as_zero(tmp_path):
@@ -199,7 +210,7 @@ def test_tflite_int8_weights_zero_point_counts_as_zero(tmp_path):
           sess, [inputs], [outputs])
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
       (tmp_path / 'int8.tflite').write_bytes(converter.convert())
-  report = check_sparsity.check(str(tmp_path / 'int8.tflite'), m_by_n='2:4')
+  report = sparsity_check.check(str(tmp_path / 'int8.tflite'), m_by_n='2:4')
   [entry] = report['weights']
   assert (entry['shape'], entry['dtype'], entry['note']) == (
       [32, 64], 'int8', 'quantized')
@@ -208,8 +219,8 @@ def test_tflite_int8_weights_zero_point_counts_as_zero(tmp_path):
 
 def test_filters_min_rank_and_name_regex(tmp_path):
   _save_checkpoint(tmp_path)
-  names = lambda **kw: sorted(_by_name(check_sparsity.check(
-      str(tmp_path), **kw)))
+  names = lambda **kw: sorted(_by_name(sparsity_check.check(
+      str(tmp_path), all_constants=True, **kw)))
   assert names(name_regex=r'^fc/') == ['fc/mask', 'fc/weights']
   assert names(min_rank=3) == ['conv1/mask', 'conv1/weights']
   assert names(min_rank=5) == []
@@ -223,7 +234,7 @@ def test_checkpoint_without_masks_lists_float_variables(tmp_path):
     with tf.compat.v1.Session() as sess:
       sess.run(tf.compat.v1.global_variables_initializer())
       saver.save(sess, str(tmp_path / 'plain.ckpt'))
-  report = check_sparsity.check(str(tmp_path))
+  report = sparsity_check.check(str(tmp_path))
   assert [(w['name'], w['kind']) for w in report['weights']] == [
       ('dense/kernel', 'variable')]
 
@@ -250,8 +261,8 @@ def _corrupt_checkpoint(tmp_path):
 ], ids=['missing', 'empty_dir', 'corrupt_checkpoint', 'unknown_format',
         'corrupt_pb', 'corrupt_pbtxt', 'corrupt_tflite', 'tflite_no_magic'])
 def test_bad_input_raises_one_line_error(tmp_path, make_path, message):
-  with pytest.raises(check_sparsity.BadInputError, match=message) as info:
-    check_sparsity.check(make_path(tmp_path))
+  with pytest.raises(sparsity_check.BadInputError, match=message) as info:
+    sparsity_check.check(make_path(tmp_path))
   assert '\n' not in str(info.value)
 
 
@@ -260,28 +271,28 @@ def test_bad_input_raises_one_line_error(tmp_path, make_path, message):
     ({'name_regex': '('}, 'missing')],
     ids=['reversed_pattern', 'words_pattern', 'bad_regex'])
 def test_bad_arguments_raise(tmp_path, kwargs, message):
-  with pytest.raises(check_sparsity.BadInputError, match=message):
-    check_sparsity.check(str(tmp_path), **kwargs)
+  with pytest.raises(sparsity_check.BadInputError, match=message):
+    sparsity_check.check(str(tmp_path), **kwargs)
 
 
 def test_truncated_tflite_is_reported_not_crashed(tmp_path, tflite_path):
   data = open(tflite_path, 'rb').read()
   path = tmp_path / 'truncated.tflite'
   path.write_bytes(data[:len(data) // 3])
-  with pytest.raises(check_sparsity.BadInputError, match='corrupt TFLite'):
-    check_sparsity.check(str(path))
+  with pytest.raises(sparsity_check.BadInputError, match='corrupt TFLite'):
+    sparsity_check.check(str(path))
 
 
 @pytest.mark.parametrize('block,m_by_n', [(None, '2:4'), ('4x4', None)],
                          ids=['nm_lines', 'block_grid'])
 def test_plots_are_png_files(tmp_path, block, m_by_n):
   _save_checkpoint(tmp_path / 'ckpt')
-  report, arrays = check_sparsity.check_with_arrays(
+  report, arrays = sparsity_check.check_with_arrays(
       str(tmp_path / 'ckpt'), m_by_n=m_by_n)
-  written = check_sparsity.write_plots(report, arrays, str(tmp_path / 'pics'),
+  written = sparsity_check.write_plots(report, arrays, str(tmp_path / 'pics'),
                                        block=block, corner=16)
   assert len(written) == len(report['weights']) + 1
-  assert os.path.basename(written[-1]) == check_sparsity.BAR_CHART_NAME
+  assert os.path.basename(written[-1]) == sparsity_check.BAR_CHART_NAME
   for path in written:
     with open(path, 'rb') as f:
       assert f.read(8) == _PNG_SIGNATURE
@@ -331,7 +342,11 @@ def test_main_passing_pattern_exits_0_and_writes_json(tmp_path, capsys):
   assert code == 0, capsys.readouterr().err
   assert 'every group passes' in capsys.readouterr().out
   report = json.loads((tmp_path / 'r.json').read_text())
-  assert report['ok'] and len(report['weights']) == 4
+  assert report['ok'] and len(report['weights']) == 2
+  assert report['selection'] == 'pruned weights (weight * mask)'
+  assert _run_main(str(tmp_path), '--all_constants',
+                   '--json=%s' % (tmp_path / 'all.json')) == 0
+  assert len(json.loads((tmp_path / 'all.json').read_text())['weights']) == 4
 
 
 def test_main_failing_pattern_exits_1_with_group_count(tmp_path, capsys):
@@ -367,11 +382,11 @@ def test_main_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
 def test_main_plot_writes_pngs(tmp_path, capsys):
   _save_checkpoint(tmp_path / 'ckpt')
   assert _run_main(str(tmp_path / 'ckpt'), '--plot=%s' % (tmp_path / 'pics'),
-                   '--m_by_n=2:4', '--min_rank=3') == 0
+                   '--m_by_n=2:4', '--min_rank=3', '--all_constants') == 0
   assert 'wrote 3 pictures' in capsys.readouterr().out
   pictures = sorted(os.listdir(tmp_path / 'pics'))
   assert pictures == ['000_conv1_weights.png', '001_conv1_mask.png',
-                      check_sparsity.BAR_CHART_NAME]
+                      sparsity_check.BAR_CHART_NAME]
 
 
 @pytest.mark.slow  # a fresh interpreter imports TensorFlow
@@ -402,3 +417,47 @@ def test_cli_plot_without_matplotlib_says_how_to_install(tmp_path):
   assert "pip install 'model_pruning[plot]'" in result.stderr
   assert 'Traceback' not in result.stderr
   assert not (tmp_path / 'pics').exists()
+
+
+def _stripped_lstm(tmp_path, sparsity=0.8):
+  """A masked LSTM whose kernel is `sparsity` zeros, stripped to a .pb.
+
+  Kernel [7 + 8, 4 * 8]: 480 values, 384 zeros at 0.8. The graph also holds
+  the cell's zero state as a rank-2 constant of zeros,
+  which is not a weight.
+  """
+  from model_pruning.python import strip_checkpoint  # pylint: disable=g-import-not-at-top
+  from model_pruning.python.layers import rnn_cells  # pylint: disable=g-import-not-at-top
+  with tf.Graph().as_default():
+    tf.compat.v1.train.get_or_create_global_step()
+    inputs = tf.compat.v1.placeholder(tf.float32, [4, 5, 7], name='inputs')
+    cell = rnn_cells.MaskedBasicLSTMCell(8, prune_option='weight')
+    outputs, _ = tf.compat.v1.nn.dynamic_rnn(
+        cell, inputs, initial_state=cell.zero_state(4, tf.float32))
+    tf.identity(outputs[:, -1], name='output')
+    [mask] = tf.compat.v1.get_collection('masks')
+    values = np.ones(mask.shape.as_list(), np.float32)
+    values.flat[:int(round(sparsity * values.size))] = 0.0
+    with tf.compat.v1.Session() as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(mask.assign(values))
+      tf.compat.v1.train.Saver().save(sess, str(tmp_path / 'ckpt' / 'model'))
+  path = str(tmp_path / 'lstm.pb')
+  strip_checkpoint.strip_checkpoint(str(tmp_path / 'ckpt'), 'output', path)
+  return path, values.size
+
+
+def test_stripped_lstm_counts_only_the_pruned_kernel(tmp_path):
+  path, kernel_size = _stripped_lstm(tmp_path)
+  report = sparsity_check.check(path)
+  [kernel] = report['weights']
+  assert kernel['name'].endswith('masked_weight')
+  assert kernel['zeros'] == int(round(0.8 * kernel_size))
+  assert report['selection'] == 'pruned weights (masked_weight constants)'
+  assert '80.00% zeros' in sparsity_check.format_report(report).splitlines()[-1]
+  # Counting every constant takes in the all-zero state and misreads it.
+  everything = sparsity_check.check(path, all_constants=True)
+  zero_state = [w for w in everything['weights'] if w['sparsity'] == 1.0]
+  assert zero_state and len(everything['weights']) > 1
+  assert '80.00% zeros' not in sparsity_check.format_report(
+      everything).splitlines()[-1]

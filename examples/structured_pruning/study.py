@@ -29,7 +29,7 @@ from examples.pruning_study import datasets
 from examples.pruning_study import models
 from examples.pruning_study import pipeline
 from examples.pruning_study import report
-from model_pruning.python import check_sparsity
+from model_pruning.python import sparsity_check
 
 CSV_NAME, PLOT_NAME = 'structured_pruning.csv', 'structured_pruning.png'
 CHECKS_NAME = 'checks.json'
@@ -78,7 +78,7 @@ def tflite_agreement(run_dir, test_x):
 
 def m_by_n_check(run_dir):
   """check_sparsity --m_by_n=2,4 over the stripped graph's pruned kernels."""
-  checked, arrays = check_sparsity.check_with_arrays(
+  checked, arrays = sparsity_check.check_with_arrays(
       os.path.join(run_dir, pipeline.STRIPPED_NAME), m_by_n='2,4',
       name_regex='masked_weight')
   kernels = {w['name']: dict(groups=w['m_by_n']['groups'],
@@ -96,7 +96,7 @@ def write_patterns(checked, arrays, work_dir):
                  if w['name'].startswith(scope))
     one = dict(checked, weights=[checked['weights'][index]])
     plot_dir = os.path.join(work_dir, 'check_sparsity_plots', scope.strip('/'))
-    first = check_sparsity.write_plots(one, [arrays[index]], plot_dir)[0]
+    first = sparsity_check.write_plots(one, [arrays[index]], plot_dir)[0]
     os.replace(first, os.path.join(work_dir, picture))
     written.append(os.path.join(work_dir, picture))
   return written

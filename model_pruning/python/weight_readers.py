@@ -13,10 +13,14 @@ What each format yields:
   TFLite (.tflite): every constant (buffer-backed) float or quantized tensor
     (kind 'const'); TFLite stores kernels as `[out, ..., in]`, so the input
     axis is -1 there, against -2 for TF layouts. A sparse-encoded tensor is
-    listed with `array=None` and a note giving how many values it stores.
+    listed with `array=None`, `stored` set to how many values it stores.
+
+`pruned_weights` then keeps the records that are pruned weights, so that a
+zero-state constant or a bias does not count as a weight.
 """
 import dataclasses
 import os
+import re
 from typing import Optional
 
 import numpy as np
@@ -62,6 +66,7 @@ class WeightRecord:
   array: Optional[np.ndarray]
   input_axis: int = -2
   note: str = ''
+  stored: Optional[int] = None
 
 
 def detect_format(path):
@@ -236,7 +241,8 @@ def _tflite_record(tensor, data):
   if tensor.sparsity is not None:
     stored = len(data) // dtype.itemsize
     return WeightRecord(name, shape, dtype.name, 'const', None, -1,
-                        'sparse-encoded, %d stored values' % stored)
+                        'sparse-encoded, %d stored values' % stored,
+                        stored=stored)
   values = np.frombuffer(bytes(data), dtype).reshape(shape)
   values = _dequantized_zero(values, tensor.quantization)
   note = '' if tensor.type in _TFLITE_FLOAT_TYPES else 'quantized'
@@ -257,3 +263,36 @@ def read_tflite(path):
       if tensor.type in _TFLITE_FLOAT_TYPES or quantized:
         records.append(_tflite_record(tensor, data))
   return records
+
+
+_MASKED_WEIGHT_NAME_RE = re.compile(r'(?:^|/)masked_weight(?:_\d+)?$')
+
+
+def pruned_weights(records, fmt):
+  """The records that are pruned weights, and a line saying which they are.
+
+  checkpoint: the masked weights (weight * mask); GraphDef: the constants the
+  strip tool folded (named `.../masked_weight`); TFLite: the sparse-encoded
+  tensors, else those named `.../masked_weight`. A file that holds none of
+  these keeps every record (nothing marks its pruned weights).
+
+  Args:
+    records: what `read_weights` returned for the file.
+    fmt: its format, as `detect_format` names it.
+
+  Returns:
+    (records, selection text).
+  """
+  if fmt == 'checkpoint':
+    chosen = [r for r in records if r.kind == 'masked_weight']
+    what = 'pruned weights (weight * mask)'
+  elif fmt == 'tflite' and any(r.stored is not None for r in records):
+    chosen = [r for r in records if r.stored is not None]
+    what = 'pruned weights (sparse-encoded tensors)'
+  else:
+    chosen = [r for r in records
+              if _MASKED_WEIGHT_NAME_RE.search(r.name)]
+    what = 'pruned weights (masked_weight constants)'
+  if not chosen:
+    return records, 'every weight-like tensor (no pruned weights marked)'
+  return chosen, what
