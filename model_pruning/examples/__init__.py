@@ -1,0 +1,1 @@
+"""google-research's import path of the examples: `model_pruning.examples`."""
