@@ -19,7 +19,7 @@ from model_pruning.python import sparsity_check
 from model_pruning.python import sparsity_plots
 from model_pruning.python import weight_readers
 from tests import log_capture
-from tests import reference_nm
+from tests import reference
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
@@ -30,7 +30,7 @@ _DENSE_SHAPE = (10, 6)  # depth 10: two full 4-groups and a partial one
 def _nm_pruned(shape, seed):
   """A weight with a 2:4 pattern along axis -2 and its mask (numpy oracle)."""
   weights = np.random.RandomState(seed).randn(*shape).astype(np.float32)
-  mask = reference_nm.m_by_n_mask(weights, 2, 4)
+  mask = reference.m_by_n_mask(weights, 2, 4)
   return weights, mask
 
 

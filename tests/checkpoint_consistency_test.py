@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from model_pruning.python import pruning
-from tests import reference_reliability as ref
+from tests import reference as ref
 
 _FREQUENCY, _SCHEDULE_END, _TARGET, _STEPS = 3, 12, 0.7, 14
 
@@ -65,7 +65,8 @@ def saved(tmp_path_factory):
   return records
 
 
-_UPDATES = ref.update_steps(_STEPS, begin=0, end=-1, frequency=_FREQUENCY)
+_UPDATES = ref.update_steps(range(1, _STEPS + 1), begin=0, end=-1,
+                             frequency=_FREQUENCY)
 
 
 def test_updates_happen_on_schedule(saved):
@@ -76,9 +77,10 @@ def test_updates_happen_on_schedule(saved):
 def test_checkpoint_after_update_holds_mask_of_its_weights(saved,
                                                            update_step):
   record = [r for r in saved if r['step'] == update_step][0]
-  sparsity = ref.scheduled_sparsity(update_step, 0, _SCHEDULE_END, 0.0,
-                                    _TARGET, 3.0)
-  threshold, mask = ref.sort_mask(record['weights'], sparsity)
+  sparsity = ref.scheduled_sparsity(
+      update_step, begin_step=0, end_step=_SCHEDULE_END, initial=0.0,
+      target=_TARGET, exponent=3.0, dtype=np.float32)
+  threshold, mask = ref.magnitude_mask(record['weights'], sparsity, 'sort')
   np.testing.assert_array_equal(record['mask'], mask)
   assert record['threshold'] == threshold
   np.testing.assert_array_equal(record['masked'],

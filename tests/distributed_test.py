@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests import reference_reliability as ref
+from tests import reference as ref
 
 _SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'scripts',
                        'mirrored_train.py')
@@ -72,13 +72,15 @@ def test_sparsity_follows_the_schedule(runs):
   assert sorted(names) == sorted(_MASK_SIZES)
   for index, achieved in enumerate(runs['mirrored']['sparsity']):
     step = index + 1
-    updates = ref.update_steps(step, begin=0, end=-1, frequency=_FREQUENCY)
+    updates = ref.update_steps(range(1, step + 1), begin=0, end=-1,
+                               frequency=_FREQUENCY)
     for name, value in zip(names, achieved):
       size = _MASK_SIZES[name]
       if not updates:
         expected = 0.0
       else:
-        scheduled = ref.scheduled_sparsity(updates[-1], 0, _SCHEDULE_END,
-                                           0.0, _TARGET, 3.0)
+        scheduled = ref.scheduled_sparsity(
+            updates[-1], begin_step=0, end_step=_SCHEDULE_END, initial=0.0,
+            target=_TARGET, exponent=3.0, dtype=np.float32)
         expected = 1.0 - ref.keep_count(size, scheduled) / size
       assert value == pytest.approx(expected, abs=1e-7), (step, name)

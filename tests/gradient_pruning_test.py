@@ -1,14 +1,14 @@
 """Tests for gradient-based pruning (google-research prune_option, docs/upstream.md).
 
 Every test builds a fresh graph and compares with the numpy oracles in
-tests/reference_gradient_group.py.
+tests/reference.py.
 """
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from model_pruning.python import pruning
-from tests import reference_gradient_group as ref
+from tests import reference as ref
 
 _GRADIENT_OPTIONS = ('first_order_gradient', 'second_order_gradient')
 
@@ -155,7 +155,7 @@ def _ordering_oracle(case, rate):
   old_old = case['old_old_weight'] if case['second'] else None
   gradient = ref.decayed_gradient(case['weight'], case['old_weight'],
                                   case['gradient'], rate, old_old)
-  _, mask = ref.element_mask(np.abs(case['weight']) * gradient, 0.5, 'exact')
+  _, mask = ref.threshold_mask(np.abs(case['weight']) * gradient, 0.5, 'exact')
   return gradient, mask
 
 
@@ -167,7 +167,7 @@ def test_mask_update_op_orders_gradient_snapshot_and_mask(prune_option):
   gradient, mask = _ordering_oracle(case, rate)
   # The test data must tell the orders apart: a mask from the old gradient,
   # or a gradient from the new old_weight (= W, no movement), differ.
-  _, stale_mask = ref.element_mask(
+  _, stale_mask = ref.threshold_mask(
       np.abs(case['weight']) * case['gradient'], 0.5, 'exact')
   assert not np.array_equal(mask, stale_mask)
   with tf.Graph().as_default():
@@ -206,8 +206,8 @@ def test_element_wise_mask_uses_weight_times_gradient(method):
   values = rng.uniform(-1, 1, [6, 5])
   gradient0 = rng.uniform(0, 1, [6, 5])
   sparsity = 0.6
-  _, expected = ref.element_mask(np.abs(values) * gradient0, sparsity, method)
-  _, magnitude_only = ref.element_mask(np.abs(values), sparsity, method)
+  _, expected = ref.threshold_mask(np.abs(values) * gradient0, sparsity, method)
+  _, magnitude_only = ref.threshold_mask(np.abs(values), sparsity, method)
   assert not np.array_equal(expected, magnitude_only)
   with tf.Graph().as_default():
     tf.compat.v1.train.get_or_create_global_step()
@@ -258,8 +258,8 @@ def test_block_mask_uses_pooled_weight_times_pooled_gradient(pooling):
   gradient0 = rng.uniform(0, 1, [6, 5])
   dims = [2, 2]
   scores = ref.block_scores(values, dims, pooling, gradient0)
-  _, block_mask = ref.element_mask(scores, 0.5, 'sort')
-  expected = ref.expand_block_mask(block_mask, dims, values.shape)
+  _, block_mask = ref.threshold_mask(scores, 0.5, 'sort')
+  expected = ref.expand_blocks(block_mask, dims, values.shape)
   with tf.Graph().as_default():
     tf.compat.v1.train.get_or_create_global_step()
     _masked_variable('layer', values, 'first_order_gradient')
@@ -372,7 +372,7 @@ def test_partitioned_weight_first_order_gradient():
                                            np.zeros(100), 0.5)
   np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-5)
   np.testing.assert_allclose(old_weight, values, rtol=1e-6)
-  _, expected_mask = ref.element_mask(values * expected_gradient, 0.5,
+  _, expected_mask = ref.threshold_mask(values * expected_gradient, 0.5,
                                       'exact')
   np.testing.assert_array_equal(mask, expected_mask)
 

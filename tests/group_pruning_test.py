@@ -3,14 +3,14 @@
 A group's members share one threshold: their scores are concatenated and
 pruned together, so the group reaches its sparsity as a whole while each
 member may be sparser or denser. Weights outside every listed group are
-pruned on their own (fix Q28). Oracles: tests/reference_gradient_group.py.
+pruned on their own (fix Q28). Oracles: tests/reference.py.
 """
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from model_pruning.python import pruning
-from tests import reference_gradient_group as ref
+from tests import reference as ref
 
 _GLOBAL_TARGET = 0.3
 _GROUP_TARGETS = {'g1': 0.75, 'g2': 0.5}
@@ -141,8 +141,8 @@ def test_weights_outside_listed_groups_are_pruned_individually(method):
     p, values = _grouped_model(method)
     masks = _run_update(p)
   for name in ('e', 'f'):
-    _, expected = ref.element_mask(np.abs(values[name]), _GLOBAL_TARGET,
-                                   method)
+    _, expected = ref.threshold_mask(np.abs(values[name]), _GLOBAL_TARGET,
+                                     method)
     np.testing.assert_array_equal(masks[name + '/mask'], expected)
 
 
@@ -152,7 +152,7 @@ def test_without_group_pruning_every_weight_is_pruned_alone(method):
     p, values = _grouped_model(method, group_pruning=False)
     masks = _run_update(p)
   for name, value in values.items():
-    _, expected = ref.element_mask(np.abs(value), _GLOBAL_TARGET, method)
+    _, expected = ref.threshold_mask(np.abs(value), _GLOBAL_TARGET, method)
     np.testing.assert_array_equal(masks[name + '/mask'], expected)
 
 
@@ -290,8 +290,9 @@ def test_group_target_follows_the_schedule(external):
         'global_step', initializer=np.int64(step), trainable=False)
     for name, value in zip('ab', values):
       _add_weight(name, 'g1', value)
-    global_sparsity = ref.scheduled_sparsity(step, 0.1, global_target, 0, 100,
-                                             3.0)
+    global_sparsity = ref.scheduled_sparsity(
+        step, begin_step=0, end_step=100, initial=0.1, target=global_target,
+        exponent=3.0)
     p = pruning.Pruning(
         _hparams('threshold_method=exact,group_pruning=true,'
                  'initial_sparsity=0.1,target_sparsity=%g,'
@@ -302,7 +303,9 @@ def test_group_target_follows_the_schedule(external):
   if external:
     sparsity = global_sparsity * group_target / global_target
   else:
-    sparsity = ref.scheduled_sparsity(step, 0.1, group_target, 0, 100, 3.0)
+    sparsity = ref.scheduled_sparsity(step, begin_step=0, end_step=100,
+                                      initial=0.1, target=group_target,
+                                      exponent=3.0)
   assert _joint_kept(masks, 'ab') == ref.keep_count(150, sparsity)
 
 

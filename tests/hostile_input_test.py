@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 from model_pruning.python import pruning
-from tests import reference_reliability as ref
+from tests import reference as ref
 
 _NAMES = sorted(pruning.get_pruning_hparams().values())
 _METHODS = ['histogram', 'sort', 'exact']
@@ -123,8 +123,8 @@ def _update_once(values, method, sparsity, dtype=tf.float32):
 
 def _expected(values, method, sparsity):
   if method == 'histogram':
-    return ref.histogram_mask(values, sparsity, nbins=256)
-  return ref.sort_mask(values, sparsity)
+    return ref.magnitude_mask(values, sparsity, 'histogram', nbins=256)
+  return ref.magnitude_mask(values, sparsity, 'sort')
 
 
 @pytest.mark.parametrize('method', _METHODS)

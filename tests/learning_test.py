@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from model_pruning.python import learning
 from model_pruning.python import pruning
-from tests import reference_training as ref
+from tests import reference as ref
 
 _LEARNING_RATE = 0.1
 _W0 = np.array([1.0, 2.0], np.float32)
@@ -81,7 +81,7 @@ def test_train_reaches_target_sparsity_with_sort_method(tmp_path):
                    number_of_steps=end_step + 2)
     mask_name = pruning.get_masks()[0].op.name
   mask = tf.train.load_checkpoint(str(tmp_path)).get_tensor(mask_name)
-  assert np.count_nonzero(mask) == ref.sort_kept_count(size, target)
+  assert np.count_nonzero(mask) == ref.keep_count(size, target)
 
 
 def test_train_step_fn_wrapper_passes_kwargs_through(tmp_path):

@@ -3,9 +3,8 @@
 `sparsity_m_by_n` and the regex map `m_by_n_map` make `Pruning` build masks
 with at most M non-zeros in every N consecutive input channels. Every mask
 here is checked three ways: with `nm_sparsity.count_m_by_n_violations`,
-against the numpy mask oracle (tests/reference_nm.py) and against the
-per-group survivor counts the schedule formula predicts
-(tests/reference_nm_pruning.py).
+against the numpy mask oracle and against the per-group survivor counts the
+schedule formula predicts (both in tests/reference.py).
 """
 
 from absl import flags
@@ -20,8 +19,7 @@ from model_pruning.python import pruning
 from model_pruning.python.layers import core_layers
 from model_pruning.python.layers import layers
 from model_pruning.python.layers import rnn_cells
-from tests import reference_nm
-from tests import reference_nm_pruning as ref
+from tests import reference as ref
 from tests import log_capture
 
 _FALLBACK = 'falling back to unstructured pruning'
@@ -114,9 +112,9 @@ def _check_m_by_n(mask, weights, keep, n):
   """Asserts the mask keeps exactly min(keep, group) of every N, by |w|."""
   if keep < n:
     assert nm_sparsity.count_m_by_n_violations(mask, keep, n)[1] == 0
-  np.testing.assert_array_equal(mask, ref.scheduled_mask(weights, keep, n))
+  np.testing.assert_array_equal(mask, ref.scheduled_nm_mask(weights, keep, n))
   np.testing.assert_array_equal(
-      reference_nm.nonzeros_per_group(mask, n),
+      ref.nonzeros_per_group(mask, n),
       ref.expected_group_counts(weights.shape, n, keep))
 
 
@@ -177,7 +175,8 @@ def test_gradual_survivors_follow_the_schedule_formula(layout, pattern, target,
       masks = {t: run.update(step=t)[0] for t in _STEPS}
   visited = []
   for t in _STEPS:
-    s = ref.scheduled_sparsity(t, 0, 100, 0.0, target, exponent)
+    s = ref.scheduled_sparsity(t, begin_step=0, end_step=100, initial=0.0,
+                               target=target, exponent=exponent)
     assert not ref.near_step_boundary(s, target, m, n), t
     keep = ref.keep_per_group(s, target, m, n)
     _check_m_by_n(masks[t], weights, keep, n)
@@ -247,7 +246,8 @@ def test_weight_sparsity_map_target_is_the_weights_own_end(weight_target):
       run.load(0, weights)
       masks = {t: run.update(step=t)[0] for t in (30, 60, 100)}
   for t, mask in masks.items():
-    s = ref.scheduled_sparsity(t, 0, 100, 0.0, weight_target, 1)
+    s = ref.scheduled_sparsity(t, begin_step=0, end_step=100, initial=0.0,
+                               target=weight_target, exponent=1)
     _check_m_by_n(mask, weights, ref.keep_per_group(s, weight_target, 2, 4), 4)
   _check_m_by_n(masks[100], weights, 2, 4)
 
@@ -285,7 +285,8 @@ def test_m_by_n_map_picks_each_weights_pattern(text, patterns):
       masks = run.update(step=0)
   for pattern, array, mask in zip(patterns, weights, masks):
     if pattern is None:  # no entry, no global pattern: unstructured at 0.5
-      np.testing.assert_array_equal(mask, ref.top_k_mask(array, 0.5))
+      np.testing.assert_array_equal(
+          mask, ref.magnitude_mask(array, 0.5, 'exact')[1])
     else:
       m, n = nm_sparsity.parse_m_by_n(pattern)
       _check_m_by_n(mask, array, m, n)
@@ -325,7 +326,7 @@ def test_group_member_with_a_pattern_is_pruned_m_by_n_on_its_own():
   assert [w for w in warnings if 'a/weights has an N:M pattern' in w]
   _check_m_by_n(masks[0], arrays[0], 2, 4)
   np.testing.assert_array_equal(np.stack(masks[1:]),
-                                ref.top_k_mask(joint, 0.5))
+                                ref.magnitude_mask(joint, 0.5, 'exact')[1])
 
 
 # --- masks follow the weights at every update -------------------------------
@@ -398,7 +399,8 @@ def test_unprunable_shape_falls_back_to_unstructured_with_warning(shape):
   fallbacks = [w for w in warnings if _FALLBACK in w]
   assert len(fallbacks) == 1, warnings
   assert 'odd/weights' in fallbacks[0] and '2:4' in fallbacks[0]
-  np.testing.assert_array_equal(mask, ref.top_k_mask(weights, 0.5))
+  np.testing.assert_array_equal(
+      mask, ref.magnitude_mask(weights, 0.5, 'exact')[1])
 
 
 # --- the check_sparsity tool on a checkpoint pruned by Pruning -------------

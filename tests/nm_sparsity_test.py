@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from model_pruning.python import nm_sparsity
-from tests import reference_nm
+from tests import reference
 
 # (shape, m, n): every supported rank, depths (axis -2) that are and are not
 # multiples of n, depth below n, and a depth of one full group.
@@ -49,11 +49,11 @@ def test_mask_matches_oracle(shape, m, n):
   weights = np.random.RandomState(7).randn(*shape).astype(np.float32)
   mask = _run_mask(weights, m, n)
   np.testing.assert_array_equal(mask,
-                                reference_nm.m_by_n_mask(weights, m, n))
+                                reference.m_by_n_mask(weights, m, n))
   assert mask.dtype == np.float32 and mask.shape == shape
   outer = int(np.prod(shape)) // shape[-2]
   assert mask.sum() == _expected_survivors(shape[-2], m, n, outer)
-  assert reference_nm.nonzeros_per_group(mask * weights, n).max() <= m
+  assert reference.nonzeros_per_group(mask * weights, n).max() <= m
 
 
 @pytest.mark.parametrize('dtype', [np.float16, np.float64, tf.bfloat16.as_numpy_dtype],
@@ -64,7 +64,7 @@ def test_mask_dtype_follows_weights(dtype):
   assert mask.dtype == dtype
   np.testing.assert_array_equal(
       mask.astype(np.float32),
-      reference_nm.m_by_n_mask(weights.astype(np.float32), 2, 4))
+      reference.m_by_n_mask(weights.astype(np.float32), 2, 4))
 
 
 @pytest.mark.parametrize('shape,m,n', [
@@ -84,7 +84,7 @@ def test_ties_mixed_with_distinct_values_match_oracle():
   weights = np.round(np.random.RandomState(3).randn(3, 3, 11, 4)).astype(
       np.float32)
   np.testing.assert_array_equal(_run_mask(weights, 2, 4),
-                                reference_nm.m_by_n_mask(weights, 2, 4))
+                                reference.m_by_n_mask(weights, 2, 4))
 
 
 def test_saliency_ranks_instead_of_magnitude():
@@ -93,8 +93,8 @@ def test_saliency_ranks_instead_of_magnitude():
   saliency = rng.rand(12, 5).astype(np.float32)
   mask = _run_mask(weights, 2, 4, saliency=saliency)
   np.testing.assert_array_equal(
-      mask, reference_nm.m_by_n_mask(weights, 2, 4, saliency=saliency))
-  assert not np.array_equal(mask, reference_nm.m_by_n_mask(weights, 2, 4))
+      mask, reference.m_by_n_mask(weights, 2, 4, saliency=saliency))
+  assert not np.array_equal(mask, reference.m_by_n_mask(weights, 2, 4))
 
 
 def test_unknown_dims_at_graph_build_time():
@@ -104,7 +104,7 @@ def test_unknown_dims_at_graph_build_time():
     mask = nm_sparsity.m_by_n_mask(ph, m=2, n=4)
     with tf.compat.v1.Session() as sess:
       got = sess.run(mask, feed_dict={ph: weights})
-  np.testing.assert_array_equal(got, reference_nm.m_by_n_mask(weights, 2, 4))
+  np.testing.assert_array_equal(got, reference.m_by_n_mask(weights, 2, 4))
 
 
 @hypothesis.settings(max_examples=20, deadline=None)
@@ -121,7 +121,7 @@ def test_random_layouts_match_oracle(rank, depth, out, pattern, seed,
     weights = np.round(weights * 2)
   m, n = pattern
   np.testing.assert_array_equal(_run_mask(weights, m, n),
-                                reference_nm.m_by_n_mask(weights, m, n))
+                                reference.m_by_n_mask(weights, m, n))
 
 
 @pytest.mark.parametrize('shape', [(8,), (1, 1, 1, 1, 8, 2)],
@@ -177,14 +177,14 @@ def test_can_apply_m_by_n(shape, n, expected):
 def test_count_violations_matches_group_counts(shape, axis):
   rng = np.random.RandomState(11)
   array = rng.randn(*shape) * (rng.rand(*shape) < 0.6)
-  counts = reference_nm.nonzeros_per_group(array, 4, axis=axis)
+  counts = reference.nonzeros_per_group(array, 4, axis=axis)
   assert nm_sparsity.count_m_by_n_violations(array, 2, 4, axis=axis) == (
       counts.size, int((counts > 2).sum()))
 
 
 def test_count_violations_accepts_oracle_mask_and_counts_broken_groups():
   weights = np.random.RandomState(4).randn(3, 3, 8, 5).astype(np.float32)
-  pruned = weights * reference_nm.m_by_n_mask(weights, 2, 4)
+  pruned = weights * reference.m_by_n_mask(weights, 2, 4)
   num_groups = 3 * 3 * 2 * 5
   assert nm_sparsity.count_m_by_n_violations(pruned, 2, 4) == (num_groups, 0)
   broken = pruned.copy()

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from model_pruning.python import pruning
-from tests import reference_reliability as ref
+from tests import reference as ref
 
 # Each factory takes the weight's size in bytes and aims at 3-4 shards.
 _PARTITIONERS = {
@@ -88,9 +88,9 @@ def test_split_weight_prunes_like_unsplit(method, partitioner, mask_layout,
   np.testing.assert_array_equal(split_mask, plain_mask)
   np.testing.assert_array_equal(split_masked, values * plain_mask)
   if method == 'histogram':
-    _, expected = ref.histogram_mask(values, 0.6, nbins=256)
+    _, expected = ref.magnitude_mask(values, 0.6, 'histogram', nbins=256)
   else:   # sort and exact agree when all magnitudes are distinct
-    _, expected = ref.sort_mask(values, 0.6)
+    _, expected = ref.magnitude_mask(values, 0.6, 'sort')
   np.testing.assert_array_equal(plain_mask, expected)
 
 
@@ -102,5 +102,7 @@ def test_sparsity_map_matches_partitioned_weight_by_its_own_name():
       weight_sparsity_map=['^split/weights$:0.9']))
   plain_mask, split_mask, _, _ = _prune_both(
       values, 'fixed3', 'partitioned_mask', hparams, step_value=10)
-  np.testing.assert_array_equal(plain_mask, ref.sort_mask(values, 0.5)[1])
-  np.testing.assert_array_equal(split_mask, ref.sort_mask(values, 0.9)[1])
+  np.testing.assert_array_equal(plain_mask,
+                                ref.magnitude_mask(values, 0.5, 'sort')[1])
+  np.testing.assert_array_equal(split_mask,
+                                ref.magnitude_mask(values, 0.9, 'sort')[1])

@@ -8,7 +8,7 @@ import tensorflow as tf
 from model_pruning.python import pruning
 from model_pruning.python import pruning_hook
 from tests import log_capture
-from tests import reference_training as ref
+from tests import reference as ref
 
 _SIZE = 100
 _SCHEDULE = dict(initial=0.0, target=0.9, begin_step=0, end_step=10,
@@ -47,7 +47,8 @@ def _pruned_weight(frequency):
 def _expected_counts(steps_run, update_steps):
   return ref.kept_counts_after_each_step(
       steps_run, update_steps, _SIZE,
-      lambda step: ref.scheduled_sparsity(step, **_SCHEDULE))
+      lambda step: ref.scheduled_sparsity(step, dtype=np.float32,
+                                          **_SCHEDULE))
 
 
 def _kept_counts(hooks, train_op, num_runs):
@@ -78,8 +79,8 @@ def test_pruning_hook_updates_masks_at_due_steps(prebuilt):
             pruning_hook.PruningHook(pruning_obj=p))
     counts = _kept_counts([hook], increment, num_runs=12)
   steps_run = list(range(1, 13))  # The hook runs after each increment.
-  updates = ref.conditional_update_steps(steps_run, begin=0, end=-1,
-                                         frequency=3)
+  updates = ref.update_steps(steps_run, begin=0, end=-1,
+                             frequency=3)
   assert updates == [3, 6, 9, 12]
   assert counts == _expected_counts(steps_run, updates)
 
@@ -97,7 +98,7 @@ def test_pruning_hook_inside_monitored_training_session(tmp_path):
         sess.run(increment)
     mask_name = pruning.get_masks()[0].op.name
   mask = tf.train.load_checkpoint(str(tmp_path)).get_tensor(mask_name)
-  assert np.count_nonzero(mask) == ref.sort_kept_count(_SIZE,
+  assert np.count_nonzero(mask) == ref.keep_count(_SIZE,
                                                        _SCHEDULE['target'])
 
 
@@ -293,8 +294,8 @@ def test_pruning_hook_runs_nothing_extra_on_steps_without_an_update():
     hook = pruning_hook.PruningHook(p, log_every_n_steps=0)
     extra_runs, masks = _drive_hook(hook, increment, 30)
   steps_run = list(range(1, 31))
-  updates = ref.conditional_update_steps(steps_run, begin=0, end=-1,
-                                         frequency=5)
+  updates = ref.update_steps(steps_run, begin=0, end=-1,
+                             frequency=5)
   assert masks == _expected_counts(steps_run, updates)
   # An extra run only where the step after the run (or the one before, the
   # read-order candidate) can be an update step: at most 2 per update.
@@ -312,7 +313,7 @@ def test_pruning_hook_logs_asked_and_achieved_every_n_steps():
   lines = [m for m in messages if 'sparsity weight asked' in m]
   assert [line.split(':')[0] for line in lines] == [
       'step 1', 'step 5', 'step 9']
-  asked = ref.scheduled_sparsity(9, **_SCHEDULE)
+  asked = ref.scheduled_sparsity(9, dtype=np.float32, **_SCHEDULE)
   achieved = 1.0 - masks[8] / _SIZE
   assert 'weight asked %.3f achieved %.3f' % (asked, achieved) in lines[-1]
 
@@ -330,5 +331,5 @@ def test_train_logs_asked_and_achieved_sparsity(tmp_path):
   lines = [m for m in messages if 'sparsity weight asked' in m]
   assert [line.split(':')[0] for line in lines] == [
       'step 1', 'step 4', 'step 7']
-  asked = ref.scheduled_sparsity(7, **_SCHEDULE)
+  asked = ref.scheduled_sparsity(7, dtype=np.float32, **_SCHEDULE)
   assert lines[-1].endswith('asked %.3f achieved %.3f' % (asked, asked))

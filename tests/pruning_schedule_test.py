@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from model_pruning.python import pruning_schedule
-from tests import reference_reliability as ref
+from tests import reference as ref
 
 _SCHEDULES = {
     'cubic_defaults': dict(),
@@ -30,16 +30,17 @@ def test_python_and_tensorflow_forms_agree_with_the_oracle(name):
           feed = {step: t, last: previous}
           got, got_mapped, got_due = sess.run([sparsity, mapped, due], feed)
           expected = ref.scheduled_sparsity(
-              t, schedule.begin_step, schedule.end_step,
-              schedule.initial_sparsity, schedule.target_sparsity,
-              schedule.exponent)
+              t, begin_step=schedule.begin_step, end_step=schedule.end_step,
+              initial=schedule.initial_sparsity,
+              target=schedule.target_sparsity, exponent=schedule.exponent,
+              dtype=np.float32)
           assert schedule.sparsity(t) == pytest.approx(expected, abs=1e-6)
           assert got == pytest.approx(expected, abs=1e-6)
           assert got_mapped == pytest.approx(
               schedule.sparsity(t, 0.95), abs=1e-6)
           oracle_due = ref.is_update_step(
-              t, previous, schedule.begin_pruning_step,
-              schedule.end_pruning_step, schedule.frequency)
+              t, previous, begin=schedule.begin_pruning_step,
+              end=schedule.end_pruning_step, frequency=schedule.frequency)
           assert schedule.is_update_step(t, previous) == oracle_due
           assert bool(got_due) == oracle_due
 
@@ -50,8 +51,8 @@ def test_python_and_tensorflow_forms_agree_with_the_oracle(name):
 def test_update_counts_match_a_step_by_step_run(begin, end, frequency, since):
   schedule = pruning_schedule.Schedule(
       begin_pruning_step=begin, end_pruning_step=end, frequency=frequency)
-  updates = ref.update_steps(end + frequency, begin, end, frequency,
-                             first_step=0)
+  updates = ref.update_steps(range(end + frequency + 1), begin=begin,
+                             end=end, frequency=frequency)
   assert schedule.updates_from(since) == len([u for u in updates
                                               if u >= since])
   assert schedule.last_update_step() == (updates[-1] if updates else None)

@@ -98,10 +98,13 @@ def test_python_schedule_matches_reference(step):
       'initial_sparsity=0.1,target_sparsity=0.7,'
       'weight_sparsity_map=[^big/:0.9]')
   assert pruning_spec.scheduled_sparsity(step, hparams) == pytest.approx(
-      reference.schedule(step, 0, 100, 0.1, 0.7, 3.0))
+      reference.scheduled_sparsity(step, begin_step=0, end_step=100,
+                                   initial=0.1, target=0.7, exponent=3.0))
   assert pruning_spec.scheduled_sparsity(
       step, hparams, 'big/weights') == pytest.approx(
-          reference.schedule(step, 0, 100, 0.1, 0.9, 3.0))
+          reference.scheduled_sparsity(step, begin_step=0, end_step=100,
+                                       initial=0.1, target=0.9,
+                                       exponent=3.0))
 
 
 def test_python_update_steps_match_reference():
@@ -113,4 +116,5 @@ def test_python_update_steps_match_reference():
     if schedule.is_update_step(step, last):
       fired.append(step)
       last = step
-  assert fired == reference.conditional_update_steps(range(10), 1, 6, 2)
+  assert fired == reference.update_steps(range(10), begin=1, end=6,
+                                         frequency=2)

@@ -235,14 +235,14 @@ def test_conditional_mask_update(method):
       sess.run(update)
       sess.run(increment)
       counts.append(np.count_nonzero(sess.run(masked)))
-  fired = reference.conditional_update_steps(range(10), 1, 6, 2)
+  fired = reference.update_steps(range(10), begin=1, end=6, frequency=2)
   assert fired == [2, 4, 6]
   if method == 'histogram':
     expected, current = [], np.ones(100)
     for step, value in enumerate(schedule):
       if step in fired:
-        current = reference.histogram_mask(np.linspace(1, 100, 100), value,
-                                           100)
+        _, current = reference.magnitude_mask(np.linspace(1, 100, 100),
+                                              value, 'histogram', 100)
       expected.append(int(current.sum()))
   else:
     expected = [100, 100, 80, 80, 60, 60, 40, 40, 40, 40]
@@ -263,7 +263,8 @@ def test_default_schedule_updates_every_ten_steps():
         fired.append(step)
       sess.run(increment)
   assert fired == [10, 20, 30]
-  assert fired == reference.conditional_update_steps(range(35), 0, -1, 10)
+  assert fired == reference.update_steps(range(35), begin=0, end=-1,
+                                           frequency=10)
 
 
 @pytest.mark.parametrize('step', [0, 10, 50, 100, 1000])
@@ -273,7 +274,9 @@ def test_schedule_defaults(step):
   with _session() as sess:
     sess.run(tf.compat.v1.assign(global_step, step))
     assert sess.run(p._sparsity) == pytest.approx(
-        reference.schedule(step, 0, 100, 0.0, 0.5, 3.0), abs=1e-6)
+        reference.scheduled_sparsity(step, begin_step=0, end_step=100,
+                                     initial=0.0, target=0.5, exponent=3.0),
+        abs=1e-6)
   assert p._sparsity.op.name == 'model_pruning/sparsity'
 
 
@@ -318,8 +321,8 @@ def test_weight_specific_sparsity(method):
       'target_sparsity=0.5,threshold_decay=0.0,'
       'weight_sparsity_map=[layer1:0.6,layer2/weights:0.75,.*kernel:0.6]')
   if method == 'histogram':
-    expected = [1 - reference.histogram_mask(np.linspace(1, 100, 100), s,
-                                             256).mean()
+    expected = [1 - reference.magnitude_mask(np.linspace(1, 100, 100), s,
+                                             'histogram', 256)[1].mean()
                 for s in (0.6, 0.75, 0.6)]
     np.testing.assert_allclose(sparsities, expected, atol=1e-6)
   else:
@@ -340,9 +343,13 @@ def test_per_weight_schedule_interpolates_from_initial_sparsity():
     for step in (0, 30, 100):
       sess.run(tf.compat.v1.assign(global_step, step))
       assert sess.run(layer1) == pytest.approx(
-          reference.schedule(step, 0, 100, 0.2, 0.8, 3.0), abs=1e-6)
+          reference.scheduled_sparsity(
+              step, begin_step=0, end_step=100, initial=0.2, target=0.8,
+              exponent=3.0), abs=1e-6)
       assert sess.run(other) == pytest.approx(
-          reference.schedule(step, 0, 100, 0.2, 0.5, 3.0), abs=1e-6)
+          reference.scheduled_sparsity(
+              step, begin_step=0, end_step=100, initial=0.2, target=0.5,
+              exponent=3.0), abs=1e-6)
 
 
 @pytest.mark.parametrize('method', _METHODS)
@@ -384,10 +391,10 @@ def test_negative_block_dims_resolved_per_weight():
   with _session() as sess:
     sess.run(update)
     mask_a, mask_b = sess.run(pruning.get_masks())
-  np.testing.assert_array_equal(mask_a, reference.block_sort_mask(
-      values_a, [1, 4], 'AVG', 0.5))
-  np.testing.assert_array_equal(mask_b, reference.block_sort_mask(
-      values_b, [1, 6], 'AVG', 0.5))
+  np.testing.assert_array_equal(mask_a, reference.block_mask(
+      values_a, 0.5, 'sort', [1, 4], 'AVG'))
+  np.testing.assert_array_equal(mask_b, reference.block_mask(
+      values_b, 0.5, 'sort', [1, 6], 'AVG'))
 
 
 @pytest.mark.parametrize('shape', [[64, 64], [300, 200], [3, 3, 40, 50]],
@@ -409,12 +416,14 @@ def test_random_weights_match_numpy_oracle(method, shape):
       mask = sess.run(pruning.get_masks()[0])
       if method == 'histogram':
         np.testing.assert_array_equal(
-            mask, reference.histogram_mask(values, value, 256))
+            mask, reference.magnitude_mask(values, value, 'histogram', 256)[1])
       elif method == 'sort':
-        np.testing.assert_array_equal(mask, reference.sort_mask(values, value))
+        np.testing.assert_array_equal(mask, reference.magnitude_mask(
+            values, value, 'sort')[1])
       else:
         assert mask.sum() == reference.keep_count(values.size, value)
-        np.testing.assert_array_equal(mask, reference.sort_mask(values, value))
+        np.testing.assert_array_equal(mask, reference.magnitude_mask(
+            values, value, 'sort')[1])
 
 
 @pytest.mark.parametrize('dtype', [np.float16, np.float32, np.float64],
@@ -498,8 +507,9 @@ def test_all_zero_weights_and_full_sparsity_are_defined(method):
   assert set(np.unique(masks[0])) <= {0.0, 1.0}
   # k = round(5 * 0.05) = 0: exact keeps none; sort keeps the largest one.
   expected_tiny = {'exact': 0, 'sort': 1,
-                   'histogram': int(reference.histogram_mask(
-                       [1, 2, 3, 4, 5], 0.95, 256).sum())}[method]
+                   'histogram': int(reference.magnitude_mask(
+                       [1, 2, 3, 4, 5], 0.95, 'histogram', 256)[1].sum()),
+                   }[method]
   assert masks[1].sum() == expected_tiny
 
 

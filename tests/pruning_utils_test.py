@@ -113,7 +113,8 @@ def test_expand_tensor_equals_kronecker(name, shape, block):
       pruning_utils.kronecker_product(tf.constant(values),
                                       tf.ones(block))))
   np.testing.assert_array_equal(expanded, kron)
-  np.testing.assert_array_equal(expanded, reference.expand(values, block))
+  np.testing.assert_array_equal(expanded,
+                                reference.expand_blocks(values, block))
 
 
 def test_pool_blocks_excludes_padding_from_average():

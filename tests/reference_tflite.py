@@ -4,7 +4,8 @@ A fully connected layer y = x @ W + b computed in float64 is the exact
 reference; the bounds below say how far any correct float32, float16 or
 int8 dynamic-range implementation may land from it, whatever order it adds
 the products in (TensorFlow and TFLite's dense and sparse kernels all use
-different orders, so they do not agree bit for bit).
+different orders, so they do not agree bit for bit). The pruning masks and
+zero_fraction come from tests/reference.py.
 """
 import numpy as np
 
@@ -13,20 +14,6 @@ U32 = 2.0 ** -24
 U16 = 2.0 ** -11
 # Largest absolute rounding error of a float16 subnormal (spacing 2**-24).
 F16_SUBNORMAL_ERROR = 2.0 ** -25
-
-
-def magnitude_mask(weights, sparsity):
-  """1 for the largest-|w| (1 - sparsity) share of `weights`, else 0."""
-  k = int(round(sparsity * weights.size))
-  order = np.argsort(np.abs(weights), axis=None, kind='stable')
-  mask = np.ones(weights.size, dtype=weights.dtype)
-  mask[order[:k]] = 0
-  return mask.reshape(weights.shape)
-
-
-def zero_fraction(values):
-  """Share of exact zeros in `values`."""
-  return 1.0 - np.count_nonzero(values) / float(np.size(values))
 
 
 def fc_exact(x, weights, bias):

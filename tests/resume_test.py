@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 from model_pruning.python import pruning
-from tests import reference_reliability as ref
+from tests import reference as ref
 
 _SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'scripts',
                        'resume_train.py')
@@ -118,8 +118,8 @@ def test_restored_run_neither_repeats_nor_skips_an_update(tmp_path):
       tf.compat.v1.train.Saver().restore(sess, prefix)
       # The restarted run re-runs the step it was saved at, then goes on.
       after = run_steps(sess, step, conditional, range(stop, total + 1))
-  assert before + after == ref.update_steps(total, begin=0, end=-1,
-                                            frequency=frequency)
+  assert before + after == ref.update_steps(range(1, total + 1), begin=0,
+                                            end=-1, frequency=frequency)
 
 
 # --- The killed subprocess ---------------------------------------------------
@@ -208,6 +208,7 @@ def test_sigkilled_run_resumes_where_it_stopped(tmp_path):
             if int(_LINE.match(l).group(2)) == s]
   before = [s for s in updates(killed) if s <= restored_step]
   assert before + updates(resumed) == updates(expected)
-  assert updates(expected) == ref.update_steps(_STEPS, 0, -1, 5)
+  assert updates(expected) == ref.update_steps(
+      range(1, _STEPS + 1), begin=0, end=-1, frequency=5)
   # The schedule moved past the restart: sparsity grows after it.
   assert expected[_STEPS].split()[1] != expected[restored_step].split()[1]

@@ -5,7 +5,7 @@ per step, the masks can never reach target_sparsity: pruning ends before the
 schedule does, the last update falls before the schedule's end, or the
 frequency is longer than the window. Impossible windows (end before begin)
 are ValueErrors. The property test checks the warning against a step-by-step
-simulation of the update predicate (tests/reference_reliability.py).
+simulation of the update predicate (tests/reference.py).
 """
 
 import hypothesis
@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from model_pruning.python import pruning
-from tests import reference_reliability as ref
+from tests import reference as ref
 from tests import log_capture
 
 
@@ -74,8 +74,8 @@ def _never_finishes(begin, end, frequency, schedule_begin, schedule_end):
   """True when no update lands at or after the schedule's end (e >= 0)."""
   if end < 0:
     return False
-  updates = ref.update_steps(end + frequency, begin, end, frequency,
-                             first_step=0)
+  updates = ref.update_steps(range(end + frequency + 1), begin=begin,
+                             end=end, frequency=frequency)
   return not updates or updates[-1] < schedule_end
 
 
@@ -152,8 +152,8 @@ def test_decay_warning_matches_a_simulated_threshold(decay, begin, tail,
   """Warned exactly when the simulated smoothed threshold ends > 5% short."""
   schedule_end = begin + 100
   end = schedule_end + tail
-  updates = ref.update_steps(end + frequency, begin, end, frequency,
-                             first_step=0)
+  updates = ref.update_steps(range(end + frequency + 1), begin=begin,
+                             end=end, frequency=frequency)
   after_end = len([u for u in updates if u >= schedule_end])
   messages = _decay_warnings(
       threshold_decay=decay, begin_pruning_step=begin, end_pruning_step=end,

@@ -22,7 +22,7 @@ from model_pruning.python import pruning
 from model_pruning.python import strip_checkpoint
 from model_pruning.python.layers import layers
 from tests import log_capture
-from tests import reference_strip
+from tests import reference as ref
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _MODULE = 'model_pruning.python.strip_pruning_vars'
@@ -188,7 +188,7 @@ def test_strips_latest_checkpoint_and_reports(cli_runs, checkpoints):
   assert not [n.name for n in graph_def.node if n.name.endswith('mask')]
   np.testing.assert_array_equal(_run_graph_def(graph_def),
                                 checkpoints.reference)
-  target = reference_strip.scheduled_sparsity(_STEPS, end_step=10)
+  target = ref.scheduled_sparsity(_STEPS, end_step=10)
   for name in checkpoints.masked_weights:
     row = re.search(r'^%s\s+\S+\s+(\S+)\s+(\S+)$' % re.escape(name),
                     process.stdout, re.MULTILINE)
@@ -219,7 +219,7 @@ def test_weights_below_target_warn_and_fail_on_request(cli_runs, checkpoints):
   warned = [line for line in log_capture.own_stderr_lines(process.stderr)
             if 'points below the' in line]
   assert len(warned) == len(checkpoints.masked_weights), process.stderr
-  target = reference_strip.scheduled_sparsity(_UNPRUNED_STEP)
+  target = ref.scheduled_sparsity(_UNPRUNED_STEP)
   assert all('0.0000 zeros' in line and '%.4f' % target in line
              for line in warned)
   with open(checkpoints.root / 'below.json', encoding='utf-8') as f:

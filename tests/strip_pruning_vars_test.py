@@ -17,7 +17,7 @@ from model_pruning.python import strip_pruning_vars_lib as lib
 from model_pruning.python import strip_report
 from model_pruning.python.layers import layers
 from model_pruning.python.layers import rnn_cells
-from tests import reference_strip
+from tests import reference as ref
 
 # docs/upstream.md's hparams: one update per step from step 1 to 10.
 _HPARAMS = ('pruning_frequency=1,begin_pruning_step=1,end_pruning_step=10,'
@@ -165,7 +165,7 @@ def test_pruned_model_strips_to_identical_outputs(model_fn, tmp_path):
   folded = _const_values(stripped)
   assert len(pruned) == num_masked
   for name, (mask, kernel) in pruned.items():
-    assert reference_strip.zero_fraction(mask) >= 0.4, name
+    assert ref.zero_fraction(mask) >= 0.4, name
     np.testing.assert_array_equal(folded[name] == 0, mask * kernel == 0)
     np.testing.assert_array_equal(folded[name], mask * kernel)
 
@@ -262,9 +262,9 @@ def test_directory_and_checkpoint_path_give_the_same_graph(tmp_path):
 
 
 @pytest.mark.parametrize('step,expected_target', [
-    pytest.param(0, reference_strip.scheduled_sparsity(0, target=0.8),
+    pytest.param(0, ref.scheduled_sparsity(0, target=0.8),
                  id='start'),
-    pytest.param(30, reference_strip.scheduled_sparsity(30, target=0.8),
+    pytest.param(30, ref.scheduled_sparsity(30, target=0.8),
                  id='mid'),
     pytest.param(500, 0.8, id='done'),
 ])
@@ -323,7 +323,7 @@ _Folded = lib.FoldedWeight
 @pytest.mark.parametrize('step', [0, 10, 50, 99, 100, 1000], ids=str)
 def test_target_sparsity_defaults_match_oracle(step):
   target = strip_report.target_sparsity(step, [{}], 'fc/weights')
-  assert target == pytest.approx(reference_strip.scheduled_sparsity(step),
+  assert target == pytest.approx(ref.scheduled_sparsity(step),
                                  abs=1e-12)
 
 
@@ -333,8 +333,9 @@ def test_target_sparsity_uses_weight_map_and_do_not_prune():
               'sparsity_function_begin_step': 10,
               'sparsity_function_end_step': 110}]
   step = 60
-  mapped = reference_strip.scheduled_sparsity(step, 10, 110, target=0.9)
-  default = reference_strip.scheduled_sparsity(step, 10, 110)
+  mapped = ref.scheduled_sparsity(step, begin_step=10, end_step=110,
+                                  target=0.9)
+  default = ref.scheduled_sparsity(step, begin_step=10, end_step=110)
   assert strip_report.target_sparsity(step, hparams, 'conv1/weights') == (
       pytest.approx(mapped))
   assert strip_report.target_sparsity(step, hparams, 'conv2/weights') == (
@@ -362,7 +363,7 @@ def test_weight_report_row():
   mask = np.array([[1.0, 0.0], [0.0, 0.0]], np.float32)
   (report,) = _report(mask)
   assert report.shape == (2, 2)
-  assert report.zero_fraction == reference_strip.zero_fraction(mask)
+  assert report.zero_fraction == ref.zero_fraction(mask)
   assert report.target_sparsity == pytest.approx(0.5)
   assert report.mask_all_ones is False
   assert report.dense_bytes == mask.nbytes

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from model_pruning.python import saliency_masks
 from model_pruning.python import thresholds
-from tests import reference_thresholds as reference
+from tests import reference
 
 # (name, constants to patch, tensor size). Sizes are chosen so that each path
 # really runs: e.g. 'chunked' splits 20000 values into 20 chunks of 1024 and
