@@ -35,6 +35,17 @@ def weight_mask_variable(var, scope):
                           tf.compat.v1.ones_initializer())
 
 
+def mask_variable(shape, dtype):
+  """The all-ones, non-trainable `mask` in the current scope, before its weight.
+
+  The masked layers create the mask ahead of the kernel (upstream's variable
+  order) and hand it to `create`.
+  """
+  return tf.compat.v1.get_variable(
+      graph_keys.MASK_VARIABLE_NAME, shape=shape, dtype=dtype,
+      initializer=tf.compat.v1.ones_initializer(), trainable=False)
+
+
 def weight_threshold_variable(var, scope):
   """Creates (or reuses) the scalar, zero, non-trainable `threshold`."""
   return _scoped_variable(var, scope, graph_keys.THRESHOLD_VARIABLE_NAME,
@@ -166,7 +177,8 @@ PruningVariables = collections.namedtuple(
                          'old_old_weight'])
 
 
-def create(x, scope=None, prune_option='weight', mask=None):
+def create(x, scope=None, prune_option='weight', mask=None,
+           gradient_variables=None):
   """Checks that `x` can be pruned and creates (or reuses) its variables.
 
   Args:
@@ -176,6 +188,9 @@ def create(x, scope=None, prune_option='weight', mask=None):
     prune_option: a gradient option also creates `gradient`, `old_weight`
       and `old_old_weight` (zeros, x's shape, not trainable).
     mask: an existing mask variable to use instead of creating one.
+    gradient_variables: True or False creates (or not) the gradient
+      variables whatever `prune_option` says; None follows it. The LSTM cells
+      create them by default, as google-research's do.
 
   Returns:
     PruningVariables.
@@ -184,11 +199,14 @@ def create(x, scope=None, prune_option='weight', mask=None):
   if mask is None:
     mask = weight_mask_variable(x, scope)
   threshold = weight_threshold_variable(x, scope)
-  if prune_option not in GRADIENT_PRUNE_OPTIONS:
+  if gradient_variables is None:
+    gradient_variables = prune_option in GRADIENT_PRUNE_OPTIONS
+  if not gradient_variables:
     return PruningVariables(mask, threshold, None, None, None)
-  return PruningVariables(
-      mask, threshold, weight_gradient_variable(x, scope),
-      old_weight_variable(x, scope), old_old_weight_variable(x, scope))
+  old_weight = old_weight_variable(x, scope)
+  old_old_weight = old_old_weight_variable(x, scope)
+  return PruningVariables(mask, threshold, weight_gradient_variable(x, scope),
+                          old_weight, old_old_weight)
 
 
 def mask_and_register(x, variables, group_name=None):

@@ -16,6 +16,9 @@ import contextlib
 import tensorflow as tf
 
 from model_pruning.python import graph_keys
+from model_pruning.python import pruning_variables
+# The mask factory the layers use, importable from here as before.
+from model_pruning.python.pruning_variables import mask_variable  # pylint: disable=unused-import
 
 
 class ScopedModule:
@@ -98,25 +101,19 @@ class ScopedModule:
         regularizer=regularizer, trainable=trainable and self.trainable)
 
 
-def mask_variable(shape, dtype):
-  """Creates the all-ones, non-trainable `mask` in the current scope."""
-  return tf.compat.v1.get_variable(
-      graph_keys.MASK_VARIABLE_NAME, shape=shape, dtype=dtype,
-      initializer=tf.compat.v1.ones_initializer(), trainable=False)
-
-
 def finish_masked_weight(kernel, mask, prune_option=None,
                          gradient_state=None):
   """Creates `threshold` (and gradient state), the masked kernel; registers.
 
-  `masked_weight = mask * kernel` is the op named `.../weights/masked_weight`
-  in the current name scope. Registration goes through
-  `graph_keys.register_pruned_weight`, so a mask is registered once however
-  often the layer or cell is built under reuse (docs/upstream.md Q21).
+  Goes through `pruning_variables`, the path `apply_mask` takes too (same
+  prunability checks, same registration): `masked_weight = mask * kernel` is
+  the op named `.../weights/masked_weight` in the current name scope, and a
+  mask is registered once however often the layer or cell is built under
+  reuse (docs/upstream.md Q21).
 
   Args:
     kernel: the weight variable to prune.
-    mask: its mask variable (same shape and dtype).
+    mask: its mask variable (`pruning_variables.mask_variable`).
     prune_option: 'first_order_gradient' or 'second_order_gradient' also
       create `old_weight`, `old_old_weight` and `gradient` (kernel shape,
       zeros, non-trainable), as google-research's cells do; any other value
@@ -126,28 +123,17 @@ def finish_masked_weight(kernel, mask, prune_option=None,
       `prune_option`. The LSTM cells use it to create them by default.
 
   Returns:
-    dict with keys threshold, masked_weight and, for the gradient options,
-    old_weight, old_old_weight, gradient.
+    dict with keys threshold, masked_weight and, when created, old_weight,
+    old_old_weight, gradient.
   """
-  dtype = kernel.dtype.base_dtype
-  created = {'threshold': tf.compat.v1.get_variable(
-      graph_keys.THRESHOLD_VARIABLE_NAME, shape=[], dtype=dtype,
-      initializer=tf.compat.v1.zeros_initializer(), trainable=False)}
-  if gradient_state is None:
-    gradient_state = prune_option in ('first_order_gradient',
-                                      'second_order_gradient')
-  if gradient_state:
-    for name in (graph_keys.OLD_WEIGHT_VARIABLE_NAME,
-                 graph_keys.OLD_OLD_WEIGHT_VARIABLE_NAME,
-                 graph_keys.GRADIENT_VARIABLE_NAME):
-      created[name] = tf.compat.v1.get_variable(
-          name, shape=kernel.shape, dtype=dtype,
-          initializer=tf.compat.v1.zeros_initializer(), trainable=False)
-  created['masked_weight'] = tf.multiply(
-      mask, kernel, name=graph_keys.MASKED_WEIGHT_NAME)
-  graph_keys.register_pruned_weight(
-      mask, created['threshold'], kernel, created['masked_weight'],
-      gradient=created.get(graph_keys.GRADIENT_VARIABLE_NAME),
-      old_weight=created.get(graph_keys.OLD_WEIGHT_VARIABLE_NAME),
-      old_old_weight=created.get(graph_keys.OLD_OLD_WEIGHT_VARIABLE_NAME))
+  variables = pruning_variables.create(
+      kernel, None, prune_option, mask=mask, gradient_variables=gradient_state)
+  created = {'threshold': variables.threshold,
+             'masked_weight': pruning_variables.mask_and_register(kernel,
+                                                                  variables)}
+  for name in (graph_keys.OLD_WEIGHT_VARIABLE_NAME,
+               graph_keys.OLD_OLD_WEIGHT_VARIABLE_NAME,
+               graph_keys.GRADIENT_VARIABLE_NAME):
+    if getattr(variables, name) is not None:
+      created[name] = getattr(variables, name)
   return created
