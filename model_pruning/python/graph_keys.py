@@ -4,6 +4,8 @@ Every module that registers or reads pruning state goes through this file, so
 the names live in one place. The values are upstream's exactly (docs/upstream.md):
 scripts, the strip tool and quantization rewriters match on them.
 """
+import re
+
 import tensorflow as tf
 
 MASK_COLLECTION = 'masks'
@@ -29,6 +31,18 @@ OLD_WEIGHT_VARIABLE_NAME = 'old_weight'
 OLD_OLD_WEIGHT_VARIABLE_NAME = 'old_old_weight'
 LAST_MASK_UPDATE_STEP_NAME = 'last_mask_update_step'
 LAST_GRADIENT_UPDATE_STEP_NAME = 'last_gradient_update_step'
+
+
+# Node names of a masked weight (TF uniquifies repeats as `masked_weight_1`)
+# and of a mask variable, as the strip tool and check_sparsity find them.
+MASKED_WEIGHT_NODE_RE = re.compile(r'(?:^|/)masked_weight(?:_\d+)?$')
+MASK_NODE_RE = re.compile(r'(?:^|/)mask(?:_\d+)?$')
+
+# The variables that sit next to a pruned weight (never weights themselves).
+PRUNING_VARIABLE_NAMES = frozenset([
+    MASK_VARIABLE_NAME, THRESHOLD_VARIABLE_NAME, GRADIENT_VARIABLE_NAME,
+    OLD_WEIGHT_VARIABLE_NAME, OLD_OLD_WEIGHT_VARIABLE_NAME,
+    LAST_MASK_UPDATE_STEP_NAME, LAST_GRADIENT_UPDATE_STEP_NAME])
 
 
 def attach_group_suffix(name, group_name=None, separator='_'):

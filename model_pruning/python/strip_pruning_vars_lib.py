@@ -16,13 +16,13 @@ never in the caller's default graph.
 """
 import collections
 import difflib
-import re
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from model_pruning.python import checkpoint_state
+from model_pruning.python import graph_keys
 # Importable from here as before.
 # pylint: disable=unused-import
 from model_pruning.python.checkpoint_state import error_summary
@@ -32,8 +32,6 @@ from model_pruning.python.checkpoint_state import resolve_checkpoint
 # pylint: enable=unused-import
 
 
-_MASKED_WEIGHT_RE = re.compile(r'(?:^|/)masked_weight(?:_\d+)?$')
-_MASK_NAME_RE = re.compile(r'(?:^|/)mask(?:_\d+)?$')
 _PASS_THROUGH_OPS = ('Identity', 'ReadVariableOp', 'Snapshot')
 
 # One folded weight: node name, weight variable name (None if not found),
@@ -56,7 +54,8 @@ def _tensor_name(node_name):
 
 def is_masked_weight_node(node):
   """True for the `Mul` nodes `apply_mask` creates ('.../masked_weight[_N]')."""
-  return node.op == 'Mul' and bool(_MASKED_WEIGHT_RE.search(node.name))
+  return node.op == 'Mul' and bool(
+      graph_keys.MASKED_WEIGHT_NODE_RE.search(node.name))
 
 
 def _source_node(name, nodes_by_name):
@@ -76,7 +75,7 @@ def _mask_and_weight_inputs(node, nodes_by_name):
   mask_input, weight_name = None, None
   for tensor in node.input[:2]:
     source = _source_node(tensor, nodes_by_name)
-    if _MASK_NAME_RE.search(source) and mask_input is None:
+    if graph_keys.MASK_NODE_RE.search(source) and mask_input is None:
       mask_input = tensor
     else:
       weight_name = source

@@ -20,7 +20,6 @@ zero-state constant or a bias does not count as a weight.
 """
 import dataclasses
 import os
-import re
 from typing import Optional
 
 import numpy as np
@@ -28,11 +27,8 @@ import tensorflow as tf
 
 from google.protobuf import message
 from google.protobuf import text_format
+from model_pruning.python import graph_keys
 
-# Names of the pruning variables that sit next to a weight (never weights).
-_PRUNING_VARIABLE_LEAVES = frozenset(
-    ['mask', 'threshold', 'gradient', 'old_weight', 'old_old_weight',
-     'last_mask_update_step', 'last_gradient_update_step'])
 _FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 _TFLITE_MAGIC = b'TFL3'
 # tflite schema TensorType -> numpy dtype (the ones weights come in).
@@ -133,7 +129,7 @@ def _mask_pairs(shapes, dtypes):
     if leaf != 'mask':
       continue
     for name in by_scope[scope]:
-      if (_split(name)[1] not in _PRUNING_VARIABLE_LEAVES
+      if (_split(name)[1] not in graph_keys.PRUNING_VARIABLE_NAMES
           and shapes[name] == shapes[mask_name]
           and dtypes[name].is_floating):
         yield name, mask_name
@@ -265,9 +261,6 @@ def read_tflite(path):
   return records
 
 
-_MASKED_WEIGHT_NAME_RE = re.compile(r'(?:^|/)masked_weight(?:_\d+)?$')
-
-
 def pruned_weights(records, fmt):
   """The records that are pruned weights, and a line saying which they are.
 
@@ -291,7 +284,7 @@ def pruned_weights(records, fmt):
     what = 'pruned weights (sparse-encoded tensors)'
   else:
     chosen = [r for r in records
-              if _MASKED_WEIGHT_NAME_RE.search(r.name)]
+              if graph_keys.MASKED_WEIGHT_NODE_RE.search(r.name)]
     what = 'pruned weights (masked_weight constants)'
   if not chosen:
     return records, 'every weight-like tensor (no pruned weights marked)'
