@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model_pruning.python import latency_policy
+from model_pruning.python.xnnpack import latency_policy
 from model_pruning.python import pruning
 from tests import xnnpack_models
 

@@ -16,7 +16,7 @@ import pytest
 
 from examples.mobilenet_xnnpack import data
 from examples.mobilenet_xnnpack import pipeline
-from model_pruning.python import xnnpack_check
+from model_pruning.python.xnnpack import check as xnnpack_check
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from model_pruning.python import check_sparsity
-from model_pruning.python import xnnpack_check
+from model_pruning.python.xnnpack import check as xnnpack_check
 from tests import xnnpack_models
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -28,11 +28,11 @@ import tensorflow as tf
 
 from examples.mobilenet_xnnpack import data
 from examples.mobilenet_xnnpack import model
-from model_pruning.python import latency_policy
+from model_pruning.python.xnnpack import latency_policy
 from model_pruning.python import pruning
 from model_pruning.python import strip_pruning_vars_lib
 from model_pruning.python import tflite_export
-from model_pruning.python import xnnpack_check
+from model_pruning.python.xnnpack import check as xnnpack_check
 
 INPUT, OUTPUT = 'images', 'logits'
 

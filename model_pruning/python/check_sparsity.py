@@ -26,7 +26,7 @@ from absl import flags
 
 from model_pruning.python import exit_codes
 from model_pruning.python import sparsity_check
-from model_pruning.python import xnnpack_check
+from model_pruning.python.xnnpack import check as xnnpack_check
 
 _PROGRAM = 'check_sparsity'
 EXIT_OK = exit_codes.EXIT_OK

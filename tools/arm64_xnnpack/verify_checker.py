@@ -23,7 +23,7 @@ import sys
 from absl import app
 from absl import flags
 
-from model_pruning.python import xnnpack_check
+from model_pruning.python.xnnpack import check as xnnpack_check
 from tests import xnnpack_models
 
 _RUNTIME_DIR = flags.DEFINE_string('runtime_dir', '/tmp/arm64_litert',

@@ -26,8 +26,8 @@ latency. It does so silently, only when all of these hold (XNNPACK
 6. The CPU: ARM, ARM64, WebAssembly or x86 without AVX. On x86 with AVX
    XNNPACK keeps dense kernels by design.
 
-xnnpack_graph reads the model as the delegate hands it to XNNPACK,
-xnnpack_rules gives each op its role (or the rule it breaks), and this
+`graph` reads the model as the delegate hands it to XNNPACK,
+`rules` gives each op its role (or the rule it breaks), and this
 module joins the ops into clusters and judges each.
 
 `check(path)` returns an `XnnpackReport` with one `Cluster` verdict per
@@ -40,8 +40,8 @@ import sys
 from typing import Optional
 
 from model_pruning.python import weight_readers
-from model_pruning.python import xnnpack_graph
-from model_pruning.python import xnnpack_rules as rules
+from model_pruning.python.xnnpack import graph as xnnpack_graph
+from model_pruning.python.xnnpack import rules
 
 EXIT_ENGAGES, EXIT_DOES_NOT, EXIT_BAD_INPUT = 0, 1, 2
 # The rule ids, re-exported: a Cluster's `rule` is one of these.
