@@ -169,3 +169,30 @@ def session_config(task):
   """
   return tf.compat.v1.ConfigProto(
       device_filters=['/job:ps', task.worker_device])
+
+
+def wait_for_chief_init(master, config, timeout_s, poll_s=0.2):
+  """Blocks until the chief has initialised every variable of this graph.
+
+  A non-chief `MonitoredTrainingSession` polls for that itself, but only
+  every 30 seconds (SessionManager's default `recovery_wait_secs`), which is
+  most of a short run. Call this after building the graph and before the
+  monitored session; it polls every `poll_s` instead.
+
+  Raises:
+    TimeoutError: variables still uninitialised after `timeout_s`; the
+      message names some of them.
+  """
+  report = tf.compat.v1.report_uninitialized_variables()
+  deadline = time.monotonic() + timeout_s
+  with tf.compat.v1.Session(master, config=config) as session:
+    while True:
+      missing = session.run(report)
+      if not len(missing):  # pylint: disable=g-explicit-length-test
+        return
+      if time.monotonic() >= deadline:
+        raise TimeoutError(
+            'the chief has not initialised %s (and %d more) within %g s; '
+            'is worker 0 running?' % (missing[0].decode(), len(missing) - 1,
+                                      timeout_s))
+      time.sleep(poll_s)

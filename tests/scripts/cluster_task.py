@@ -90,6 +90,8 @@ class Graph:
     self.last_update = _last_update_variable()
     self.sparsities = [tf.nn.zero_fraction(m) for m in self.masks]
     self.mask_update_op = self.pruning.conditional_mask_update_op()
+    self.devices = {v.op.name: v.device
+                    for v in tf.compat.v1.global_variables()}
 
   def pruning_hooks(self, kind):
     if kind == 'model_pruning':
@@ -108,10 +110,6 @@ class Graph:
                 thresholds=[float(t) for t in thresholds],
                 weights=[w.tolist() for w in weights],
                 last_update=int(last), global_step=int(step))
-
-  def devices(self):
-    variables = tf.compat.v1.global_variables()
-    return {v.op.name: v.device for v in variables}
 
 
 class Recorder(tf.compat.v1.train.SessionRunHook):
@@ -183,7 +181,7 @@ def run_worker(args):
   server = cluster.start_server(task)
   resumed_from = checkpoint_state(args.ckpt_dir) if task.is_chief else None
   with tf.Graph().as_default():
-    with tf.device(cluster.device_setter(task)):
+    with tf.compat.v1.device(cluster.device_setter(task)):
       graph = Graph(args, task.num_workers)
     hooks, chief_hooks = [], []
     if args.variant == 'sync':
@@ -197,6 +195,8 @@ def run_worker(args):
             args.ckpt_dir, save_steps=args.save_steps,
             listeners=[SaveAnnouncer()]))
     config = cluster.session_config(task)
+    if not task.is_chief:
+      cluster.wait_for_chief_init(server.target, config, args.connect_timeout)
     with tf.compat.v1.train.MonitoredTrainingSession(
         master=server.target, is_chief=task.is_chief,
         checkpoint_dir=args.ckpt_dir if task.is_chief else None,
@@ -206,7 +206,8 @@ def run_worker(args):
         chief_only_hooks=chief_hooks, stop_grace_period_secs=5) as session:
       local = 0
       while not session.should_stop():
-        step = session.run_step_fn(lambda c: c.session.run(graph.step))
+        step = session.run_step_fn(
+            lambda step_context: step_context.session.run(graph.step))
         if step >= args.max_steps and not _hold(args):
           break
         seed = step if args.variant == 'sync' else (
@@ -223,7 +224,7 @@ def run_worker(args):
       final = graph.state(session)
   result = dict(role='worker', task_index=args.task_index, local_steps=local,
                 trace=recorder.trace, first_state=recorder.first_state,
-                final=final, devices=graph.devices(),
+                final=final, devices=graph.devices,
                 resumed_from=resumed_from)
   write_result(args, 'worker%d' % args.task_index, result)
   if task.is_chief:
