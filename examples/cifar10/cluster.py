@@ -172,7 +172,7 @@ def session_config(task):
 
 
 def wait_for_chief_init(master, config, timeout_s, poll_s=0.2):
-  """Blocks until the chief has initialised every variable of this graph.
+  """Blocks until the chief has initialised every global variable.
 
   A non-chief `MonitoredTrainingSession` polls for that itself, but only
   every 30 seconds (SessionManager's default `recovery_wait_secs`), which is
@@ -183,7 +183,8 @@ def wait_for_chief_init(master, config, timeout_s, poll_s=0.2):
     TimeoutError: variables still uninitialised after `timeout_s`; the
       message names some of them.
   """
-  report = tf.compat.v1.report_uninitialized_variables()
+  report = tf.compat.v1.report_uninitialized_variables(
+      tf.compat.v1.global_variables())
   deadline = time.monotonic() + timeout_s
   with tf.compat.v1.Session(master, config=config) as session:
     while True:

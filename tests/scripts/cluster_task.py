@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 from examples.cifar10 import cluster
 from model_pruning.python import pruning
 from model_pruning.python import pruning_hook
+from model_pruning.python import sync_pruning
 from model_pruning.python.layers import core_layers
 
 BATCH, IN, HIDDEN, OUT = 8, 16, 32, 4
@@ -76,14 +77,16 @@ class Graph:
     self.x = tf.compat.v1.placeholder(tf.float32, [BATCH, IN])
     self.y = tf.compat.v1.placeholder(tf.float32, [BATCH, OUT])
     loss = model_loss(self.x, self.y, args.partitioned)
-    self.optimizer = tf.compat.v1.train.GradientDescentOptimizer(0.05)
-    if args.variant == 'sync':
-      self.optimizer = tf.compat.v1.train.SyncReplicasOptimizer(
-          self.optimizer, replicas_to_aggregate=num_workers,
-          total_num_replicas=num_workers)
-    self.train_op = self.optimizer.minimize(loss, global_step=self.step)
     self.pruning = pruning.Pruning(
         pruning.get_pruning_hparams().parse(HPARAMS), global_step=self.step)
+    self.optimizer = tf.compat.v1.train.GradientDescentOptimizer(0.05)
+    self.in_apply = args.variant == 'sync'
+    if self.in_apply:
+      # The chief's aggregated apply updates the masks before the next step.
+      self.optimizer = tf.compat.v1.train.SyncReplicasOptimizer(
+          sync_pruning.MaskUpdateAfterApply(self.optimizer, self.pruning),
+          replicas_to_aggregate=num_workers, total_num_replicas=num_workers)
+    self.train_op = self.optimizer.minimize(loss, global_step=self.step)
     self.masks = pruning.get_masks()
     self.thresholds = pruning.get_thresholds()
     self.weights = pruning.get_weights()
@@ -94,6 +97,8 @@ class Graph:
                     for v in tf.compat.v1.global_variables()}
 
   def pruning_hooks(self, kind):
+    if self.in_apply:
+      return []
     if kind == 'model_pruning':
       return [pruning_hook.ModelPruningHook(
           every_steps=1,
