@@ -64,6 +64,17 @@ def model_loss(x, y, partitioned):
   return tf.reduce_mean(tf.square(out - y))
 
 
+def _shards(variables):
+  """The variables, each PartitionedVariable replaced by its shards."""
+  result = []
+  for variable in variables:
+    if isinstance(variable, tf.compat.v1.PartitionedVariable):
+      result.extend(list(variable))
+    else:
+      result.append(variable)
+  return result
+
+
 def _last_update_variable():
   return [v for v in tf.compat.v1.global_variables()
           if v.op.name == LAST_UPDATE_NAME][0]
@@ -87,9 +98,9 @@ class Graph:
           sync_pruning.MaskUpdateAfterApply(self.optimizer, self.pruning),
           replicas_to_aggregate=num_workers, total_num_replicas=num_workers)
     self.train_op = self.optimizer.minimize(loss, global_step=self.step)
-    self.masks = pruning.get_masks()
-    self.thresholds = pruning.get_thresholds()
-    self.weights = pruning.get_weights()
+    self.masks = _shards(pruning.get_masks())
+    self.thresholds = _shards(pruning.get_thresholds())
+    self.weights = _shards(pruning.get_weights())
     self.last_update = _last_update_variable()
     self.sparsities = [tf.nn.zero_fraction(m) for m in self.masks]
     self.mask_update_op = self.pruning.conditional_mask_update_op()
