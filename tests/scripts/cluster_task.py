@@ -68,7 +68,7 @@ def _shards(variables):
   """The variables, each PartitionedVariable replaced by its shards."""
   result = []
   for variable in variables:
-    if isinstance(variable, tf.compat.v1.PartitionedVariable):
+    if type(variable).__name__ == 'PartitionedVariable':  # not in tf.compat.v1
       result.extend(list(variable))
     else:
       result.append(variable)
@@ -128,17 +128,24 @@ class Graph:
                 last_update=int(last), global_step=int(step))
 
 
+class FirstState(tf.compat.v1.train.SessionRunHook):
+  """Chief only, first hook: the state as created or restored."""
+
+  def __init__(self, graph):
+    self._graph = graph
+    self.state = None
+
+  def after_create_session(self, session, coord):
+    del coord  # Unused.
+    self.state = self._graph.state(session)
+
+
 class Recorder(tf.compat.v1.train.SessionRunHook):
   """Chief only: after each step, the step, last update and sparsities."""
 
   def __init__(self, graph):
     self._graph = graph
     self.trace = []
-    self.first_state = None
-
-  def after_create_session(self, session, coord):
-    del coord  # Unused.
-    self.first_state = self._graph.state(session)
 
   def after_run(self, run_context, run_values):
     del run_values  # Unused.
@@ -202,10 +209,10 @@ def run_worker(args):
     hooks, chief_hooks = [], []
     if args.variant == 'sync':
       hooks.append(graph.optimizer.make_session_run_hook(task.is_chief))
-    recorder = Recorder(graph)
+    recorder, first_state = Recorder(graph), FirstState(graph)
     if task.is_chief:
       # The chief alone updates the masks: they live once, on the ps.
-      chief_hooks = graph.pruning_hooks(args.hook) + [recorder]
+      chief_hooks = [first_state] + graph.pruning_hooks(args.hook) + [recorder]
       if args.save_steps:
         chief_hooks.append(tf.compat.v1.train.CheckpointSaverHook(
             args.ckpt_dir, save_steps=args.save_steps,
@@ -239,7 +246,7 @@ def run_worker(args):
     with tf.compat.v1.Session(server.target, config=config) as session:
       final = graph.state(session)
   result = dict(role='worker', task_index=args.task_index, local_steps=local,
-                trace=recorder.trace, first_state=recorder.first_state,
+                trace=recorder.trace, first_state=first_state.state,
                 final=final, devices=graph.devices,
                 resumed_from=resumed_from)
   write_result(args, 'worker%d' % args.task_index, result)
