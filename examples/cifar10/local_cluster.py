@@ -30,21 +30,13 @@ from examples.cifar10 import training
 
 _WORKERS = flags.DEFINE_integer('workers', 2, 'Worker tasks.', lower_bound=1)
 _PS = flags.DEFINE_integer('ps', 1, 'Parameter server tasks.', lower_bound=1)
-_WORK_DIR = flags.DEFINE_string('work_dir', None,
-                                'Output directory (default: a new temp dir).')
-_MAX_STEPS = flags.DEFINE_integer('max_steps', 200,
-                                  'Global steps (all workers together).',
-                                  lower_bound=10)
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Examples per step.',
-                                   lower_bound=1)
-_TARGET_SPARSITY = flags.DEFINE_float('target_sparsity', 0.9,
-                                      'Final sparsity of every layer.',
-                                      lower_bound=0.0, upper_bound=0.99)
-_TEST_RECORDS = flags.DEFINE_integer('test_records', 500,
-                                     'Synthetic test records.', lower_bound=1)
 _TIMEOUT = flags.DEFINE_integer('timeout_secs', 900,
                                 'Lifetime of every task process.',
                                 lower_bound=10)
+
+# --work_dir, --max_steps, --batch_size, --target_sparsity and --test_records
+# are run_main_job's flags (defined when it is imported), with its defaults.
+FLAGS = flags.FLAGS
 
 _SEC_PER_BATCH = re.compile(r'; ([0-9.]+) sec/batch\)')
 
@@ -132,15 +124,15 @@ def run(work_dir, workers=2, ps=1, max_steps=200, batch_size=64,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
-  work_dir = _WORK_DIR.value or tempfile.mkdtemp(prefix='cifar10_cluster_')
+  work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix='cifar10_cluster_')
   if os.path.exists(os.path.join(work_dir, 'train')):
     raise app.UsageError('%s already holds train/; pass a fresh --work_dir'
                          % work_dir)
   print('Work dir: %s' % work_dir)
   run(work_dir, workers=_WORKERS.value, ps=_PS.value,
-      max_steps=_MAX_STEPS.value, batch_size=_BATCH_SIZE.value,
-      target_sparsity=_TARGET_SPARSITY.value,
-      test_records=_TEST_RECORDS.value, timeout_s=_TIMEOUT.value)
+      max_steps=FLAGS.max_steps, batch_size=FLAGS.batch_size,
+      target_sparsity=FLAGS.target_sparsity,
+      test_records=FLAGS.test_records, timeout_s=_TIMEOUT.value)
 
 
 if __name__ == '__main__':
