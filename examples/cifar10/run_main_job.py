@@ -67,7 +67,7 @@ def main_job_hparams(max_steps, target_sparsity):
           % (begin, target_sparsity, begin, end))
 
 
-def _strip(export_dir, output_dir):
+def strip(export_dir, output_dir):
   """Runs the strip_pruning_vars binary; returns the stripped file path."""
   command = [sys.executable, '-m', 'model_pruning.python.strip_pruning_vars',
              '--checkpoint_dir=' + export_dir,
@@ -166,7 +166,7 @@ def run_main_job(work_dir, max_steps=200, batch_size=64, target_sparsity=0.9,
       train_dir, data_dir, os.path.join(work_dir, 'eval'),
       num_examples=test_records, batch_size=100,
       result_json=os.path.join(work_dir, 'result.json'), export_dir=export_dir)
-  stripped = _strip(export_dir, os.path.join(work_dir, 'stripped'))
+  stripped = strip(export_dir, os.path.join(work_dir, 'stripped'))
   hparams = training.parse_hparams(hparams_text)
   summary = summarize(train_dir, result, stripped, hparams)
   with open(os.path.join(work_dir, 'summary.json'), 'w') as f:

@@ -11,6 +11,7 @@ import time
 import tensorflow as tf
 
 from examples.cifar10 import cifar10_input
+from examples.cifar10 import cluster
 from examples.cifar10 import cifar10_pruning as cifar10
 from model_pruning.python import pruning
 from model_pruning.python import pruning_hook
@@ -75,7 +76,8 @@ def mean_mask_sparsity():
 def train(train_dir, data_dir, pruning_hparams='', max_steps=1000000,
           batch_size=cifar10.BATCH_SIZE, log_frequency=10,
           log_device_placement=False,
-          num_threads=cifar10_input.DEFAULT_NUM_THREADS):
+          num_threads=cifar10_input.DEFAULT_NUM_THREADS, task=None,
+          connect_timeout_s=120):
   """Trains with pruning up to global step `max_steps`, checkpointing.
 
   Args:
@@ -87,6 +89,12 @@ def train(train_dir, data_dir, pruning_hparams='', max_steps=1000000,
     log_frequency: steps between progress lines.
     log_device_placement: passed to the session config.
     num_threads: parallel input preprocessing calls.
+    task: a `cluster.TaskConfig` for a worker of a ps/worker cluster, or
+      None for one process. Variables then live on the parameter servers,
+      worker 0 (the chief) restores/saves `train_dir` and alone runs the
+      mask update; `max_steps` counts global steps of all workers.
+    connect_timeout_s: how long a worker waits for the parameter servers
+      (and a non-chief for the chief's initialisation).
 
   Returns:
     A list of dicts, one per progress line (step, loss, scheduled_sparsity,
@@ -101,29 +109,47 @@ def train(train_dir, data_dir, pruning_hparams='', max_steps=1000000,
     print('Resuming from %s (train_dir is never deleted; use a fresh '
           'train_dir to start over).' % checkpoint)
   history = []
+  is_chief = task is None or task.is_chief
+  master, config = '', tf.compat.v1.ConfigProto()
+  if task is not None:
+    cluster.wait_for_tasks(task.peer_addresses(), connect_timeout_s)
+    master = cluster.start_server(task).target
+    config = cluster.session_config(task)
+  config.log_device_placement = log_device_placement
   with tf.Graph().as_default():
-    global_step = tf.compat.v1.train.get_or_create_global_step()
-    with tf.device('/cpu:0'):
-      images, labels = cifar10.distorted_inputs(data_dir, batch_size,
-                                                num_threads=num_threads)
-    logits = cifar10.inference(images)
-    loss = cifar10.loss(logits, labels)
-    train_op = cifar10.train(loss, global_step, batch_size=batch_size)
-    pruning_obj = pruning.Pruning(hparams, global_step=global_step)
-    pruning_obj.add_pruning_summaries()
+    with tf.compat.v1.device(cluster.device_setter(task) if task else None):
+      train_op, loss, pruning_obj = _build(data_dir, batch_size, num_threads,
+                                           hparams)
     hooks = [
         tf.compat.v1.train.StopAtStepHook(last_step=max_steps),
         tf.compat.v1.train.NanTensorHook(loss),
-        # Runs the conditional mask update after every training step.
-        pruning_hook.PruningHook(pruning_obj=pruning_obj),
         ProgressLogger(loss, mean_mask_sparsity(), hparams, batch_size,
                        log_frequency, history=history),
     ]
-    config = tf.compat.v1.ConfigProto(
-        log_device_placement=log_device_placement)
+    # The chief alone runs the conditional mask update after every step
+    # (the masks live once, on the parameter servers).
+    chief_hooks = [pruning_hook.PruningHook(pruning_obj=pruning_obj)]
+    if not is_chief:
+      cluster.wait_for_chief_init(master, config, connect_timeout_s)
     with tf.compat.v1.train.MonitoredTrainingSession(
-        checkpoint_dir=train_dir, hooks=hooks, config=config,
+        master=master, is_chief=is_chief,
+        checkpoint_dir=train_dir if is_chief else None, hooks=hooks,
+        chief_only_hooks=chief_hooks, config=config,
         log_step_count_steps=None) as mon_sess:
       while not mon_sess.should_stop():
         mon_sess.run(train_op)
   return history
+
+
+def _build(data_dir, batch_size, num_threads, hparams):
+  """Input -> model -> loss -> train op, and the Pruning object."""
+  global_step = tf.compat.v1.train.get_or_create_global_step()
+  with tf.device('/cpu:0'):
+    images, labels = cifar10.distorted_inputs(data_dir, batch_size,
+                                              num_threads=num_threads)
+  logits = cifar10.inference(images)
+  loss = cifar10.loss(logits, labels)
+  train_op = cifar10.train(loss, global_step, batch_size=batch_size)
+  pruning_obj = pruning.Pruning(hparams, global_step=global_step)
+  pruning_obj.add_pruning_summaries()
+  return train_op, loss, pruning_obj
