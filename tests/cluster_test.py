@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from examples.cifar10 import task_processes
-from tests import reference_reliability as ref
+from tests import reference as ref
 
 pytestmark = pytest.mark.slow
 
@@ -75,8 +75,9 @@ def _start_ps_workers(cluster, num_ps, out_dir, **worker_flags):
 
 def _expected_sparsity(name, update_step):
   size = _MASK_SIZES[name]
-  scheduled = ref.scheduled_sparsity(update_step, 0, _SCHEDULE_END, 0.0,
-                                     _TARGET, 3.0)
+  scheduled = ref.scheduled_sparsity(
+      update_step, begin_step=0, end_step=_SCHEDULE_END, initial=0.0,
+      target=_TARGET, exponent=3.0, dtype=np.float32)
   return 1.0 - ref.keep_count(size, scheduled) / size
 
 

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from model_pruning.python import pruning
 from model_pruning.python import sync_pruning
-from tests import reference_reliability as ref
+from tests import reference as ref
 
 _FREQUENCY, _END, _TARGET, _STEPS = 2, 6, 0.5, 9
 _HPARAMS = ('name=p,threshold_method=sort,threshold_decay=0.0,'
@@ -51,9 +51,10 @@ def test_masks_update_at_the_scheduled_steps_inside_the_apply(momentum):
   last = 0
   for index, (update, zeros) in enumerate(rows):
     step = index + 1  # the global step after this apply
-    if ref.is_update_step(step, last, 0, -1, _FREQUENCY):
+    if ref.is_update_step(step, last, begin=0, end=-1, frequency=_FREQUENCY):
       last = step
     assert update == last, step
     expected = 32 - ref.keep_count(32, ref.scheduled_sparsity(
-        last, 0, _END, 0.0, _TARGET, 3.0)) if last else 0
+        last, begin_step=0, end_step=_END, initial=0.0, target=_TARGET,
+        exponent=3.0, dtype=np.float32)) if last else 0
     assert zeros == expected, step
