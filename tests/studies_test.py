@@ -104,3 +104,11 @@ def test_csv_round_trip_leaves_missing_metrics_empty(tmp_path):
   [read] = report.read_csv(path)
   assert tuple(read) == report.COLUMNS
   assert read['accuracy'] == '' and read['rmse'] == '1'
+
+
+def test_parse_targets_accepts_fractions_and_names_bad_values():
+  assert attempts.parse_targets(['0.5', '0.9']) == [0.5, 0.9]
+  with pytest.raises(ValueError, match=r'in \(0, 1\), got 1'):
+    attempts.parse_targets(['0.5', '1'])
+  with pytest.raises(ValueError, match='numbers such as'):
+    attempts.parse_targets(['half'])

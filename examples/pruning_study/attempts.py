@@ -72,3 +72,20 @@ def make_grid(steps, targets, schedules=SCHEDULES, m_by_n=None,
           pruning_hparams(schedule, 1.0 - m / n, steps, '%d:%d' % (m, n),
                           do_not_prune)))
   return grid
+
+
+def parse_targets(texts):
+  """Target sparsities from strings such as ['0.5', '0.9'], each in (0, 1).
+
+  Raises:
+    ValueError: a value that is not a number or not in (0, 1), named.
+  """
+  try:
+    targets = [float(t) for t in texts]
+  except ValueError:
+    raise ValueError('targets must be numbers such as 0.5,0.9, got %s'
+                     % ','.join(texts)) from None
+  bad = [t for t in targets if not 0.0 < t < 1.0]
+  if bad:
+    raise ValueError('targets must be in (0, 1), got %g' % bad[0])
+  return targets

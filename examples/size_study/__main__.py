@@ -35,14 +35,9 @@ _QUICK = flags.DEFINE_bool(
 
 def _targets():
   try:
-    targets = [float(t) for t in _TARGETS.value]
-  except ValueError:
-    raise app.UsageError('--targets must be numbers such as 0.5,0.9, got %s'
-                         % ','.join(_TARGETS.value)) from None
-  bad = [t for t in targets if not 0.0 < t < 1.0]
-  if bad:
-    raise app.UsageError('--targets must be in (0, 1), got %g' % bad[0])
-  return targets
+    return attempts.parse_targets(_TARGETS.value)
+  except ValueError as error:
+    raise app.UsageError('--%s' % error) from None
 
 
 def main(argv):
