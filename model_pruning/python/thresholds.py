@@ -21,6 +21,15 @@ values gives the same exact answer.
   to [1, N]; mask = |w| >= theta (ties kept).
 * exact (variant X): exactly k survive; ties at the k-th value broken at
   random (seeded when a seed is given).
+
+Warm start (`warm_band`, `kth_in_band`): between two frequent updates the
+weights barely move, so the new k-th value lies next to the previous
+threshold. One band pass over [theta_prev (1 - d), theta_prev (1 + d) + w]
+counts what lies above and collects the values inside, which are few and go
+to the candidates' selection: no sample of the whole tensor, no cleaning pass
+for NaN/Inf. It reports whether the band held the k-th value; the caller falls
+back to the cold path above when it did not, so the answer is the same exact
+one either way.
 """
 import math
 
@@ -37,8 +46,16 @@ _SAMPLE_SIZE = 1 << 15
 _INNER_SAMPLE_SIZE = 1 << 12
 _MARGIN_STDDEVS = 5.0
 _INNER_MARGIN_STDDEVS = 5.0
+# Warm start: relative half-width d of the band around the previous
+# threshold (about +-1% of the values' ranks for Gaussian weights at 90%).
+_WARM_RELATIVE_WIDTH = 1.0 / 32
 _SAMPLE_SEED = (20171107, 1)
 _INNER_SAMPLE_SEED = (20171107, 2)
+
+
+def direct_sort_max_size():
+  """Tensors up to this size are sorted directly (no sample, no band)."""
+  return _FULL_SORT_MAX_SIZE
 
 
 def _sorted_descending(values):
@@ -168,13 +185,77 @@ def kth_largest_with_counts(values, k):
   return _from_band(band, k, above, lambda: _by_sort(values, k), _kth_of_few)
 
 
+def warm_band(values, k, hint, extra_width=0.0):
+  """(band, rank, above, found): the k-th largest's neighbourhood of `hint`.
+
+  One band pass over [low, high] = [h (1 - d), h (1 + d) + extra_width],
+  h = `hint` (the previous threshold), d = _WARM_RELATIVE_WIDTH: `above`
+  counts the values above `high`, `band` holds those inside, `rank` = k -
+  above is the k-th largest's rank within the band, and `found` says the
+  band holds it (and low > 0, high finite). Finish with `kth_in_band`.
+
+  NaN and +-Inf need no cleaning first: with low > 0 a NaN (cleaned to 0)
+  lies below the band, and an Inf (cleaned to the largest finite value)
+  above a finite `high`, cleaned or not, so counts and the k-th value are
+  those of the cleaned values.
+  """
+  dtype = values.dtype
+  hint = tf.cast(hint, dtype)
+  low = hint * (1.0 - _WARM_RELATIVE_WIDTH)
+  high = hint * (1.0 + _WARM_RELATIVE_WIDTH) + tf.cast(extra_width, dtype)
+  above, band = _band_pass(_split(values), low, high)
+  rank = k - above
+  found = (low > 0) & tf.math.is_finite(high) & (rank >= 1) & (
+      rank <= tf.size(band))
+  return band, rank, above, found
+
+
+def kth_in_band(band, rank, above):
+  """(v, count_above, count_at) of the whole tensor from a found band."""
+  kth, band_above, at = _kth_of_few(band, rank)
+  return kth, above + band_above, at
+
+
+def sort_rank(size, sparsity):
+  """k of variant T: round(N (1 - s)) clamped to [1, N]."""
+  return tf.clip_by_value(keep_count(size, sparsity), 1, size)
+
+
 def sort_threshold(magnitudes, sparsity):
   """Variant T: the k-th largest magnitude, k clamped to [1, N]."""
   values = tf.reshape(magnitudes, [-1])
   size = values.get_shape().as_list()[0]
-  k = tf.clip_by_value(keep_count(size, sparsity), 1, size)
-  kth, _, _ = kth_largest_with_counts(values, k)
+  kth, _, _ = kth_largest_with_counts(values, sort_rank(size, sparsity))
   return kth
+
+
+def histogram_rank(size, sparsity):
+  """(k, c*) of variant H: c* the smallest c in [0, N] with c / N >= s (as
+  upstream's float32 CDF) and k = N - c* + 1 clamped to [1, N], the rank
+  from the top of the c*-th smallest value."""
+  sparsity = tf.cast(sparsity, tf.float32)
+  guess = tf.cast(tf.math.ceil(sparsity * size), tf.int32)
+  candidates = tf.clip_by_value(guess + tf.constant([-1, 0, 1]), 0, size)
+  # Divide in float64 and round once: a float32 division by the constant N
+  # may be rewritten as a multiplication by 1/N, which rounds differently.
+  fraction = tf.cast(tf.cast(candidates, tf.float64) / float(size), tf.float32)
+  meets = fraction >= sparsity
+  count_below = tf.reduce_min(tf.where(meets, candidates, size))
+  return tf.clip_by_value(size - count_below + 1, 1, size), count_below
+
+
+def histogram_from_kth(kth, max_value, count_below, nbins):
+  """theta = (floor(kth * nbins / max) / nbins) * max, 0 when c* = 0."""
+  dtype = kth.dtype
+  # Bin and threshold in float64, rounded once, so that no rewrite of a
+  # division by a constant into a multiplication can move a value that sits
+  # exactly on a bin edge.
+  kth64, max64 = tf.cast(kth, tf.float64), tf.cast(max_value, tf.float64)
+  safe_max = tf.where(max64 > 0, max64, tf.ones([], tf.float64))
+  bin_index = tf.clip_by_value(tf.floor(kth64 * nbins / safe_max), 0.0,
+                               float(nbins - 1))
+  threshold = tf.cast(bin_index * max64 / nbins, dtype)
+  return tf.where(count_below > 0, threshold, tf.zeros([], dtype))
 
 
 def histogram_threshold(magnitudes, sparsity, nbins):
@@ -187,28 +268,9 @@ def histogram_threshold(magnitudes, sparsity, nbins):
   """
   values = tf.reshape(magnitudes, [-1])
   size = values.get_shape().as_list()[0]
-  dtype = values.dtype
-  sparsity = tf.cast(sparsity, tf.float32)
-  # Smallest c in [0, N] with float32(c / N) >= s, as upstream's float32 CDF.
-  guess = tf.cast(tf.math.ceil(sparsity * size), tf.int32)
-  candidates = tf.clip_by_value(guess + tf.constant([-1, 0, 1]), 0, size)
-  # Divide in float64 and round once: a float32 division by the constant N
-  # may be rewritten as a multiplication by 1/N, which rounds differently.
-  fraction = tf.cast(tf.cast(candidates, tf.float64) / float(size), tf.float32)
-  meets = fraction >= sparsity
-  count_below = tf.reduce_min(tf.where(meets, candidates, size))
-  k = tf.clip_by_value(size - count_below + 1, 1, size)
+  k, count_below = histogram_rank(size, sparsity)
   kth, _, _ = kth_largest_with_counts(values, k)
-  max_value = tf.reduce_max(values)
-  # Bin and threshold in float64, rounded once, so that no rewrite of a
-  # division by a constant into a multiplication can move a value that sits
-  # exactly on a bin edge.
-  kth64, max64 = tf.cast(kth, tf.float64), tf.cast(max_value, tf.float64)
-  safe_max = tf.where(max64 > 0, max64, tf.ones([], tf.float64))
-  bin_index = tf.clip_by_value(tf.floor(kth64 * nbins / safe_max), 0.0,
-                               float(nbins - 1))
-  threshold = tf.cast(bin_index * max64 / nbins, dtype)
-  return tf.where(count_below > 0, threshold, tf.zeros([], dtype))
+  return histogram_from_kth(kth, tf.reduce_max(values), count_below, nbins)
 
 
 def exact_k_mask(magnitudes, k, seed=None, step=None):
@@ -221,11 +283,24 @@ def exact_k_mask(magnitudes, k, seed=None, step=None):
   just enough are kept, chosen uniformly at random. With `seed`, the choice
   is a deterministic function of (seed, step).
   """
+  values = tf.reshape(magnitudes, [-1])
+  size = values.get_shape().as_list()[0]
+  k = exact_rank(size, k)
+  kth, above, at = kth_largest_with_counts(values, tf.maximum(k, 1))
+  return exact_mask_from_kth(magnitudes, k, (kth, above, at), seed, step)
+
+
+def exact_rank(size, k):
+  """k of variant X clamped to [0, N], int32."""
+  return tf.clip_by_value(tf.cast(k, tf.int32), 0, size)
+
+
+def exact_mask_from_kth(magnitudes, k, selection, seed=None, step=None):
+  """`exact_k_mask` given `selection` = (v, #above, #at) for max(k, 1)."""
+  kth, above, at = selection
   shape = tf.shape(magnitudes)
   values = tf.reshape(magnitudes, [-1])
   size = values.get_shape().as_list()[0]
-  k = tf.clip_by_value(tf.cast(k, tf.int32), 0, size)
-  kth, above, at = kth_largest_with_counts(values, tf.maximum(k, 1))
   needed_ties = k - above
   # k = 0 keeps nothing: compare against +inf (values are finite here).
   cut = tf.where(k > 0, kth, tf.constant(math.inf, values.dtype))
