@@ -52,7 +52,18 @@ _OUTPUT = flags.DEFINE_string(
 TARGETS = {1: 0.15, 100: 0.02}
 
 
-def _mlp(inputs, masked):
+def threads():
+  """--threads, for the scripts that build on this one."""
+  return _THREADS.value
+
+
+def window_steps():
+  """--window: steps per timed window."""
+  return _WINDOW.value
+
+
+def mlp(inputs, masked):
+  """The 784-1024-1024-10 MLP's logits; `masked`: apply_mask each kernel."""
   sizes = [784, 1024, 1024, 10]
   x = inputs
   for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -70,7 +81,8 @@ def _mlp(inputs, masked):
   return x
 
 
-def _batch(model):
+def batch(model):
+  """A constant (images, labels) batch of `model`'s input shape."""
   rng = np.random.default_rng(0)
   if model == 'mlp':
     images = rng.standard_normal((_BATCH.value, 784)).astype(np.float32)
@@ -89,9 +101,9 @@ def build_window(model, frequency):
   graph = tf.Graph()
   with graph.as_default():
     step = tf.compat.v1.train.get_or_create_global_step()
-    images, labels = _batch(model)
+    images, labels = batch(model)
     if model == 'mlp':
-      logits = _mlp(images, masked=frequency is not None)
+      logits = mlp(images, masked=frequency is not None)
     else:
       logits = cifar10_pruning.inference(images)
     loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(

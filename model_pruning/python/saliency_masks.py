@@ -57,7 +57,7 @@ def _warm_hint(previous_threshold, size):
   Small tensors are sorted directly anyway; a Python 0 (no previous
   threshold, e.g. a group without a threshold variable) gives no hint.
   """
-  if previous_threshold is None or size <= thresholds.direct_sort_max_size():
+  if previous_threshold is None or size <= thresholds.warm_start_min_size():
     return None
   if isinstance(previous_threshold, (int, float)) and not previous_threshold:
     return None

@@ -24,10 +24,10 @@ values gives the same exact answer.
 
 Warm start (`warm_band`, `kth_in_band`): between two frequent updates the
 weights barely move, so the new k-th value lies next to the previous
-threshold. One band pass over [theta_prev (1 - d), theta_prev (1 + d) + w]
-counts what lies above and collects the values inside, which are few and go
-to the candidates' selection: no sample of the whole tensor, no cleaning pass
-for NaN/Inf. It reports whether the band held the k-th value; the caller falls
+threshold. One band pass over a narrow band around theta_prev (sized from a
+2K-value sample to about +-0.4% of the ranks) counts what lies above and
+collects the values inside, which are few and go to the candidates'
+selection: no large sample, no second bracket, no cleaning pass for NaN/Inf. It reports whether the band held the k-th value; the caller falls
 back to the cold path above when it did not, so the answer is the same exact
 one either way.
 """
@@ -46,16 +46,19 @@ _SAMPLE_SIZE = 1 << 15
 _INNER_SAMPLE_SIZE = 1 << 12
 _MARGIN_STDDEVS = 5.0
 _INNER_MARGIN_STDDEVS = 5.0
-# Warm start: relative half-width d of the band around the previous
-# threshold (about +-1% of the values' ranks for Gaussian weights at 90%).
-_WARM_RELATIVE_WIDTH = 1.0 / 32
+# Warm start: the band around the previous threshold spans about this share
+# of the ranks either side, read off a sample of this size.
+_WARM_RANK_FRACTION = 1.0 / 256
+_WARM_SAMPLE_SIZE = 1 << 11
+# Tensors up to this size take the warm start only below the direct sort.
+_WARM_MIN_SIZE = 1 << 12
 _SAMPLE_SEED = (20171107, 1)
 _INNER_SAMPLE_SEED = (20171107, 2)
 
 
-def direct_sort_max_size():
-  """Tensors up to this size are sorted directly (no sample, no band)."""
-  return _FULL_SORT_MAX_SIZE
+def warm_start_min_size():
+  """Tensors up to this size are sorted directly, without a warm start."""
+  return _WARM_MIN_SIZE
 
 
 def _sorted_descending(values):
@@ -188,11 +191,14 @@ def kth_largest_with_counts(values, k):
 def warm_band(values, k, hint, extra_width=0.0):
   """(band, rank, above, found): the k-th largest's neighbourhood of `hint`.
 
-  One band pass over [low, high] = [h (1 - d), h (1 + d) + extra_width],
-  h = `hint` (the previous threshold), d = _WARM_RELATIVE_WIDTH: `above`
-  counts the values above `high`, `band` holds those inside, `rank` = k -
-  above is the k-th largest's rank within the band, and `found` says the
-  band holds it (and low > 0, high finite). Finish with `kth_in_band`.
+  h = `hint` is the previous threshold. The band [low, high] spans at least
+  [h, h + extra_width] and, read off a small sorted sample, about
+  _WARM_RANK_FRACTION of the values' ranks either side of h (so it holds
+  the new k-th value when at most that share of values crossed it since, at
+  any threshold size, even near 0). One pass: `above` counts the values
+  above `high`, `band` holds those inside, `rank` = k - above is the k-th
+  largest's rank within the band, and `found` says the band holds it (and
+  low > 0, high finite). Finish with `kth_in_band`.
 
   NaN and +-Inf need no cleaning first: with low > 0 a NaN (cleaned to 0)
   lies below the band, and an Inf (cleaned to the largest finite value)
@@ -200,9 +206,18 @@ def warm_band(values, k, hint, extra_width=0.0):
   those of the cleaned values.
   """
   dtype = values.dtype
+  size = values.get_shape().as_list()[0]
   hint = tf.cast(hint, dtype)
-  low = hint * (1.0 - _WARM_RELATIVE_WIDTH)
-  high = hint * (1.0 + _WARM_RELATIVE_WIDTH) + tf.cast(extra_width, dtype)
+  sample_size = min(_WARM_SAMPLE_SIZE, size)
+  sample = _sorted_descending(tf.gather(values, tf.random.stateless_uniform(
+      [sample_size], seed=_SAMPLE_SEED, minval=0, maxval=size,
+      dtype=tf.int32)))
+  # Sample positions of h, and `reach` positions either side of it.
+  position = _count(sample > hint)
+  reach = max(2, int(round(_WARM_RANK_FRACTION * sample_size)))
+  low = tf.minimum(hint, sample[_clamp(position + reach, sample_size)])
+  high = tf.maximum(hint + tf.cast(extra_width, dtype),
+                    sample[_clamp(position - reach, sample_size)])
   above, band = _band_pass(_split(values), low, high)
   rank = k - above
   found = (low > 0) & tf.math.is_finite(high) & (rank >= 1) & (
