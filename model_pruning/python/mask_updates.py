@@ -102,6 +102,10 @@ def conditional(pred, true_fn, name):
   an MLP step in `benchmarks/conditional_op_benchmark.py` (TF1: within the
   noise). The graph still exports, imports and strips as before. Inside a
   `tf.function` (a FuncGraph) TensorFlow builds v2 control flow regardless.
+
+  Returns:
+    An Operation named `name` (a TF1 cond itself ends in a Merge tensor).
   """
   with _tf1_control_flow():
-    return tf.compat.v1.cond(pred, true_fn, tf.no_op, name=name)
+    merged = tf.compat.v1.cond(pred, true_fn, tf.no_op, name=name + '_cond')
+  return tf.group(merged, name=name)
