@@ -215,9 +215,17 @@ def warm_band(values, k, hint, extra_width=0.0):
   # Sample positions of h, and `reach` positions either side of it.
   position = _count(sample > hint)
   reach = max(2, int(round(_WARM_RANK_FRACTION * sample_size)))
-  low = tf.minimum(hint, sample[_clamp(position + reach, sample_size)])
+  # Past either end of the sample (k-th value among its few smallest or
+  # largest), reach h / 2 or 2 h instead.
+  below = position + reach
+  above_index = position - reach
+  low = tf.minimum(hint, tf.where(below < sample_size,
+                                  sample[_clamp(below, sample_size)],
+                                  hint / 2))
   high = tf.maximum(hint + tf.cast(extra_width, dtype),
-                    sample[_clamp(position - reach, sample_size)])
+                    tf.where(above_index >= 0,
+                             sample[_clamp(above_index, sample_size)],
+                             2 * hint))
   above, band = _band_pass(_split(values), low, high)
   rank = k - above
   found = (low > 0) & tf.math.is_finite(high) & (rank >= 1) & (
