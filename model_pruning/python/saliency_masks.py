@@ -60,7 +60,7 @@ def _warm_hint(previous_threshold, size):
   if previous_threshold is None or size <= thresholds.warm_start_min_size():
     return None
   if isinstance(previous_threshold, (int, float)) and not previous_threshold:
-    return None
+    return None  # A constant 0: no previous update to start from.
   return previous_threshold
 
 
@@ -79,8 +79,8 @@ def _select(raw, k, hint, cleaned=None, extra_width=0.0):
   if hint is None:
     return cold()
   values = raw if cleaned is None else cleaned
-  band, rank, above, found = thresholds.warm_band(values, k, hint,
-                                                  extra_width)
+  band, rank, above, found = thresholds.warm_band(
+      values, k, hint, extra_width, finite=cleaned is not None)
   return tf.cond(
       found, lambda: (values,) + tuple(thresholds.kth_in_band(band, rank,
                                                               above)),

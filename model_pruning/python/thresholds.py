@@ -188,7 +188,7 @@ def kth_largest_with_counts(values, k):
   return _from_band(band, k, above, lambda: _by_sort(values, k), _kth_of_few)
 
 
-def warm_band(values, k, hint, extra_width=0.0):
+def warm_band(values, k, hint, extra_width=0.0, finite=False):
   """(band, rank, above, found): the k-th largest's neighbourhood of `hint`.
 
   h = `hint` is the previous threshold. The band [low, high] spans at least
@@ -228,7 +228,10 @@ def warm_band(values, k, hint, extra_width=0.0):
                              2 * hint))
   above, band = _band_pass(_split(values), low, high)
   rank = k - above
-  found = (low > 0) & tf.math.is_finite(high) & (rank >= 1) & (
+  # Values already cleaned (`finite`) may use a band from 0: a histogram
+  # threshold is 0 whenever the k-th value lies in the first bin.
+  low_ok = True if finite else low > 0
+  found = low_ok & tf.math.is_finite(high) & (rank >= 1) & (
       rank <= tf.size(band))
   return band, rank, above, found
 
