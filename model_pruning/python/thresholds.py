@@ -50,8 +50,9 @@ _INNER_MARGIN_STDDEVS = 5.0
 # of the ranks either side, read off a sample of this size.
 _WARM_RANK_FRACTION = 1.0 / 256
 _WARM_SAMPLE_SIZE = 1 << 11
-# Tensors up to this size take the warm start only below the direct sort.
+# Tensors up to this size are sorted directly, with no warm start.
 _WARM_MIN_SIZE = 1 << 12
+_WARM_MAX_CHUNKS = 16
 _SAMPLE_SEED = (20171107, 1)
 _INNER_SAMPLE_SEED = (20171107, 2)
 
@@ -77,7 +78,7 @@ def _count(condition):
   return tf.reduce_sum(tf.cast(condition, tf.int32))
 
 
-def _split(values):
+def _split(values, max_chunks=None):
   """Static chunks of a 1-D tensor; dim-0 splits share the buffer (no copy).
 
   At most _MAX_CHUNKS chunks, so the graph stays small for huge weights (a
@@ -85,7 +86,7 @@ def _split(values):
   minutes and gigabytes just to build).
   """
   size = values.get_shape().as_list()[0]
-  chunk = max(_CHUNK_SIZE, -(-size // _MAX_CHUNKS))
+  chunk = max(_CHUNK_SIZE, -(-size // (max_chunks or _MAX_CHUNKS)))
   if size <= chunk:
     return [values]
   sizes = [chunk] * (size // chunk)
@@ -226,7 +227,9 @@ def warm_band(values, k, hint, extra_width=0.0, finite=False):
                     tf.where(above_index >= 0,
                              sample[_clamp(above_index, sample_size)],
                              2 * hint))
-  above, band = _band_pass(_split(values), low, high)
+  # Fewer chunks than the cold pass: the warm pass is built next to it, and
+  # a huge weight's graph stays small (a few hundred ops, not thousands).
+  above, band = _band_pass(_split(values, _WARM_MAX_CHUNKS), low, high)
   rank = k - above
   # Values already cleaned (`finite`) may use a band from 0: a histogram
   # threshold is 0 whenever the k-th value lies in the first bin.
