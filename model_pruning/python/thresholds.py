@@ -52,7 +52,7 @@ _WARM_RANK_FRACTION = 1.0 / 256
 _WARM_SAMPLE_SIZE = 1 << 11
 # Tensors up to this size are sorted directly, with no warm start.
 _WARM_MIN_SIZE = 1 << 12
-_WARM_MAX_CHUNKS = 16
+_WARM_MAX_CHUNKS = 32
 _SAMPLE_SEED = (20171107, 1)
 _INNER_SAMPLE_SEED = (20171107, 2)
 
