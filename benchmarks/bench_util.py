@@ -13,16 +13,50 @@ import numpy as np
 import tensorflow as tf
 
 
-def median_ms(fn, repeats, warmup):
-  """Median wall time of `fn()` in milliseconds, after `warmup` calls."""
+def median_ms(fn, repeats, warmup, setup=None):
+  """Median wall time of `fn()` in milliseconds, after `warmup` calls.
+
+  `setup()`, when given, runs untimed before every call (warm-up included).
+  """
   for _ in range(warmup):
+    if setup:
+      setup()
     fn()
   times = []
   for _ in range(repeats):
+    if setup:
+      setup()
     start = time.perf_counter()
     fn()
     times.append(time.perf_counter() - start)
   return 1e3 * statistics.median(times)
+
+
+def peak_step_bytes(session, fetches):
+  """Peak bytes that one `session.run(fetches)` held in new allocations.
+
+  Runs once with a full trace: TensorFlow's tracking allocator then records
+  every allocation and deallocation of the step's ops (time, bytes). Replayed
+  in time order, their running sum is what the step allocated beyond the
+  buffers that already existed (variables), and its maximum is the step's
+  peak extra memory. Memory a caching allocator keeps between steps, which
+  hides temporaries from the process's resident set, does not hide them
+  here.
+  """
+  metadata = tf.compat.v1.RunMetadata()
+  session.run(fetches, options=tf.compat.v1.RunOptions(
+      trace_level=tf.compat.v1.RunOptions.FULL_TRACE),
+              run_metadata=metadata)
+  records = sorted(
+      (record.alloc_micros, record.alloc_bytes)
+      for device in metadata.step_stats.dev_stats
+      for node in device.node_stats for memory in node.memory
+      for record in memory.allocation_records)
+  live = peak = 0
+  for _, size in records:
+    live += size
+    peak = max(peak, live)
+  return peak
 
 
 def session_config(threads):

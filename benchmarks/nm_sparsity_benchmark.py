@@ -1,6 +1,6 @@
 """Times the N:M mask against an elementwise magnitude mask (one run, ratios).
 
-  python3 benchmarks/nm_sparsity_benchmark.py [--size=2048] [--reps=20]
+  python3 -m benchmarks.nm_sparsity_benchmark [--size=2048] [--reps=20]
 
 Prints ms per mask for `abs(w) >= threshold` (the baseline a magnitude
 pruning step pays anyway), for `m_by_n_mask` at 2:4, 1:4 and 4:8, and for a
@@ -10,16 +10,19 @@ fetch is timed; the reduce alone is printed too. Times (wall and process
 CPU, all threads) are the best of 5 rounds, so load from other processes
 inflates them less; on a busy machine trust the CPU column.
 """
-import argparse
-import os
-import sys
 import time
 
+from absl import app
+from absl import flags
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from model_pruning.python import nm_sparsity  # pylint: disable=g-import-not-at-top
+from model_pruning.python import nm_sparsity
+
+_SIZE = flags.DEFINE_integer('size', 2048, 'Weight side (size x size).',
+                             lower_bound=4)
+_REPS = flags.DEFINE_integer('reps', 10, 'Runs per timed round.',
+                             lower_bound=1)
 
 
 def _time_ms(build, size, reps):
@@ -48,11 +51,10 @@ def _top_k_mask(weights, m=2, n=4):
   return tf.transpose(tf.reshape(mask, [cols, rows]))
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--size', type=int, default=2048)
-  parser.add_argument('--reps', type=int, default=10)
-  args = parser.parse_args()
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError('Unexpected arguments: %s' % argv[1:])
+  size, reps = _SIZE.value, _REPS.value
   cases = [
       ('reduce_sum only', lambda w: w),
       ('elementwise abs>=t', lambda w: tf.cast(tf.abs(w) >= 0.5, w.dtype)),
@@ -60,14 +62,14 @@ def main():
       ('m_by_n_mask 1:4', lambda w: nm_sparsity.m_by_n_mask(w, 1, 4)),
       ('m_by_n_mask 4:8', lambda w: nm_sparsity.m_by_n_mask(w, 4, 8)),
       ('top_k+transpose 2:4', _top_k_mask)]
-  times = {name: _time_ms(build, args.size, args.reps) for name, build in cases}
+  times = {name: _time_ms(build, size, reps) for name, build in cases}
   base_wall, base_cpu = times['elementwise abs>=t']
   print('%dx%d float32, best of 5 rounds of %d runs; wall and CPU (all '
-        'threads) ms' % (args.size, args.size, args.reps))
+        'threads) ms' % (size, size, reps))
   for name, (wall, cpu) in times.items():
     print('%-22s wall %8.2f ms %6.2fx   cpu %8.2f ms %6.2fx'
           % (name, wall, wall / base_wall, cpu, cpu / base_cpu))
 
 
 if __name__ == '__main__':
-  main()
+  app.run(main)

@@ -16,6 +16,11 @@ Targets (issue 10): overhead <= 2% at pruning_frequency=100; <= 15% at 1 (MLP).
 Usage:
   python3 -m benchmarks.training_overhead_benchmark [--models=mlp,cifar10]
 
+With --driver=hook every configuration runs in a `MonitoredSession`, the
+pruned ones with a `PruningHook` (which decides on the host from the fetched
+global step whether an update can be due, and only then runs the
+conditional op); the baseline and the masks-only runs have no hook.
+
 The configurations' windows are interleaved (base, f=1, f=10, f=100, base,
 ...) so that a change in machine load affects all of them alike.
 """
@@ -28,6 +33,7 @@ import tensorflow as tf
 from benchmarks import bench_util
 from examples.cifar10 import cifar10_pruning
 from model_pruning.python import pruning
+from model_pruning.python import pruning_hook
 
 _MODELS = flags.DEFINE_list('models', ['mlp', 'cifar10'], 'Models to time.')
 _FREQUENCIES = flags.DEFINE_list('frequencies', ['0', '1', '10', '100'],
@@ -45,6 +51,10 @@ _WARMUP = flags.DEFINE_integer('warmup', 1, 'Untimed windows first.',
                                lower_bound=0)
 _THREADS = flags.DEFINE_integer('threads', 2, 'TF intra/inter-op threads.',
                                 lower_bound=1)
+_DRIVER = flags.DEFINE_enum(
+    'driver', 'op', ['op', 'hook'],
+    'op: one session.run of the conditional update op, which depends on the '
+    'train op; hook: MonitoredSession, PruningHook decides on the host.')
 _OUTPUT = flags.DEFINE_string(
     'output', 'benchmarks/results/training_overhead.json',
     "JSON file to write ('' for none).")
@@ -52,7 +62,18 @@ _OUTPUT = flags.DEFINE_string(
 TARGETS = {1: 0.15, 100: 0.02}
 
 
-def _mlp(inputs, masked):
+def threads():
+  """--threads, for the scripts that build on this one."""
+  return _THREADS.value
+
+
+def window_steps():
+  """--window: steps per timed window."""
+  return _WINDOW.value
+
+
+def mlp(inputs, masked):
+  """The 784-1024-1024-10 MLP's logits; `masked`: apply_mask each kernel."""
   sizes = [784, 1024, 1024, 10]
   x = inputs
   for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -70,7 +91,8 @@ def _mlp(inputs, masked):
   return x
 
 
-def _batch(model):
+def batch(model):
+  """A constant (images, labels) batch of `model`'s input shape."""
   rng = np.random.default_rng(0)
   if model == 'mlp':
     images = rng.standard_normal((_BATCH.value, 784)).astype(np.float32)
@@ -89,25 +111,35 @@ def build_window(model, frequency):
   graph = tf.Graph()
   with graph.as_default():
     step = tf.compat.v1.train.get_or_create_global_step()
-    images, labels = _batch(model)
+    images, labels = batch(model)
     if model == 'mlp':
-      logits = _mlp(images, masked=frequency is not None)
+      logits = mlp(images, masked=frequency is not None)
     else:
       logits = cifar10_pruning.inference(images)
     loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=labels, logits=logits))
     train = tf.compat.v1.train.GradientDescentOptimizer(0.01).minimize(
         loss, global_step=step)
+    hooks = []
     if frequency:
       hparams = pruning.get_pruning_hparams().parse(
           'threshold_method=%s,pruning_frequency=%d,target_sparsity=0.9,'
-          'sparsity_function_end_step=1000000' % (_METHOD.value, frequency))
-      with tf.control_dependencies([train]):
-        train = pruning.Pruning(hparams, global_step=step
-                                ).conditional_mask_update_op()
-    session = tf.compat.v1.Session(
-        graph=graph, config=bench_util.session_config(_THREADS.value))
-    session.run(tf.compat.v1.global_variables_initializer())
+          'threshold_decay=0.0,sparsity_function_end_step=1000000' %
+          (_METHOD.value, frequency))
+      prune = pruning.Pruning(hparams, global_step=step)
+      if _DRIVER.value == 'hook':
+        hooks.append(pruning_hook.PruningHook(prune, log_every_n_steps=0))
+      else:
+        with tf.control_dependencies([train]):
+          train = prune.conditional_mask_update_op()
+    config = bench_util.session_config(_THREADS.value)
+    if _DRIVER.value == 'hook':
+      session = tf.compat.v1.train.MonitoredSession(
+          session_creator=tf.compat.v1.train.ChiefSessionCreator(
+              config=config), hooks=hooks)
+    else:
+      session = tf.compat.v1.Session(graph=graph, config=config)
+      session.run(tf.compat.v1.global_variables_initializer())
 
   def window():
     for _ in range(_WINDOW.value):
@@ -156,7 +188,8 @@ def main(argv):
                             'pruned_ms', 'ratio', 'overhead_pct',
                             'target_pct', 'met'], rows, before, _OUTPUT.value,
       batch_size=_BATCH.value, window=_WINDOW.value, repeats=_REPEATS.value,
-      threshold_method=_METHOD.value, threads=_THREADS.value)
+      threshold_method=_METHOD.value, threads=_THREADS.value,
+      driver=_DRIVER.value)
 
 
 if __name__ == '__main__':

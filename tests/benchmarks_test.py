@@ -29,7 +29,8 @@ def _run_benchmark(module, output, *flags):
 def test_mask_update_benchmark_writes_rows_with_floors(tmp_path):
   report = _run_benchmark('mask_update_benchmark', tmp_path / 'mask.json',
                           '--sizes=64', '--repeats=1', '--warmup=0',
-                          '--model_weights=2', '--model_side=32')
+                          '--model_weights=2', '--model_side=32',
+                          '--memory_sizes=64')
   assert report['benchmark'] == 'mask_update'
   assert report['machine']['tensorflow'] and report['load_average_after']
   rows = report['rows']
@@ -41,14 +42,24 @@ def test_mask_update_benchmark_writes_rows_with_floors(tmp_path):
       assert row[key] > 0
     assert row['x_copy'] == pytest.approx(row['update_ms'] / row['copy_ms'])
     assert isinstance(row['met'], bool) and row['target'].startswith('<=')
+    assert row['x_tf_mask'] == pytest.approx(row['update_ms'] /
+                                             row['tf_mask_ms'])
+    assert row['cold_ms'] > 0
+    if row['weight'] == '64x64':  # --memory_sizes: the update allocates.
+      assert row['peak_extra_mb'] > 0
+      assert row['x_weight_bytes'] == pytest.approx(
+          row['peak_extra_mb'] * 2 ** 20 / (64 * 64 * 4))
 
 
 @pytest.mark.slow
-def test_training_overhead_benchmark_has_masks_only_row(tmp_path):
+@pytest.mark.parametrize('driver', ['op', 'hook'])
+def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   report = _run_benchmark('training_overhead_benchmark',
                           tmp_path / 'train.json', '--models=mlp',
                           '--frequencies=0,1', '--window=2', '--repeats=1',
-                          '--warmup=0', '--batch_size=4')
+                          '--warmup=0', '--batch_size=4',
+                          '--driver=%s' % driver)
+  assert report['driver'] == driver
   rows = report['rows']
   assert [r['pruning_frequency'] for r in rows] == [0, 1]
   assert rows[1]['target_pct'] == 15.0 and rows[0]['target_pct'] is None
@@ -63,3 +74,22 @@ def test_strip_benchmark_reports_sizes(tmp_path):
   [row] = report['rows']
   assert row['model'] == 'cifar10'
   assert 0 < row['stripped_bytes'] < row['checkpoint_bytes']
+
+
+@pytest.mark.slow
+def test_conditional_op_benchmark_times_every_variant(tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'benchmarks.conditional_op_benchmark',
+       '--cond_output=%s' % (tmp_path / 'cond.json'), '--window=2',
+       '--cond_repeats=1', '--batch_size=4'],
+      cwd=_REPO_ROOT, capture_output=True, text=True, timeout=600,
+      env=dict(os.environ, PYTHONPATH=_REPO_ROOT, TF_CPP_MIN_LOG_LEVEL='2'))
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(tmp_path / 'cond.json') as f:
+    rows = json.load(f)['rows']
+  assert [r['variant'] for r in rows[:5]] == [
+      'masks_only', 'host', 'if_v2', 'cond_v1', 'gated_assign']
+  assert {r['update'] for r in rows} == {'never due', 'every step'}
+  for row in rows:
+    assert row['overhead_pct'] == pytest.approx(
+        100 * (row['ms_per_step'] / row['masks_only_ms'] - 1))

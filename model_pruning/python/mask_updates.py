@@ -7,6 +7,7 @@ weight as the surrounding control dependencies leave it, computes the new
 state between calls.
 """
 import collections
+import contextlib
 
 import tensorflow as tf
 
@@ -79,3 +80,32 @@ def assign_ops(record, new_threshold, new_mask):
 def record_assign_ops(record, context):
   """The assign ops that update one record's threshold and mask."""
   return assign_ops(record, *new_threshold_and_mask(record, context))
+
+
+@contextlib.contextmanager
+def _tf1_control_flow():
+  """Builds TF1 control flow inside the block; restores the setting after."""
+  was_v2 = tf.compat.v1.control_flow_v2_enabled()
+  tf.compat.v1.disable_control_flow_v2()
+  try:
+    yield
+  finally:
+    if was_v2:
+      tf.compat.v1.enable_control_flow_v2()
+
+
+def conditional(pred, true_fn, name):
+  """`true_fn()` when `pred`, else nothing: a TF1-style (Switch/Merge) cond.
+
+  The not-taken branch of a TF1 cond costs a Switch and a Merge; control flow
+  v2 builds an `If` op whose function machinery runs every step, about 3% of
+  an MLP step in `benchmarks/conditional_op_benchmark.py` (TF1: within the
+  noise). The graph still exports, imports and strips as before. Inside a
+  `tf.function` (a FuncGraph) TensorFlow builds v2 control flow regardless.
+
+  Returns:
+    An Operation named `name` (a TF1 cond itself ends in a Merge tensor).
+  """
+  with _tf1_control_flow():
+    merged = tf.compat.v1.cond(pred, true_fn, tf.no_op, name=name + '_cond')
+  return tf.group(merged, name=name)

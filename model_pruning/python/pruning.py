@@ -225,8 +225,8 @@ class Pruning:
       step = self._step_tensor(_read_now(self._global_step))
       is_due = self._schedule.is_update_step_tensor(
           step, self._last_update_step.read_value())
-      return tf.compat.v1.cond(is_due, self.mask_update_op, tf.no_op,
-                               name='conditional_mask_update')
+      return mask_updates.conditional(is_due, self.mask_update_op,
+                                      name='conditional_mask_update')
 
   # google-research's gradient ops ---------------------------------------------
 
@@ -266,9 +266,9 @@ class Pruning:
     """Runs `gradient_update_op` at every step inside the pruning window."""
     with tf.compat.v1.name_scope(self._name_scope):
       step = self._step_tensor(_read_now(self._global_step))
-      return tf.compat.v1.cond(self._schedule.in_window_tensor(step),
-                               self.gradient_update_op, tf.no_op,
-                               name='conditional_gradient_update')
+      return mask_updates.conditional(self._schedule.in_window_tensor(step),
+                                      self.gradient_update_op,
+                                      name='conditional_gradient_update')
 
   # Reporting ------------------------------------------------------------------
 

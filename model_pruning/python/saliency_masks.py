@@ -51,26 +51,75 @@ def _smooth(new_threshold, previous_threshold, decay):
   return (1.0 - decay) * new_threshold + decay * previous
 
 
+def _warm_hint(previous_threshold, size):
+  """The previous threshold as a warm-start hint, or None for a cold start.
+
+  Small tensors are sorted directly anyway; a Python 0 (no previous
+  threshold, e.g. a group without a threshold variable) gives no hint.
+  """
+  if previous_threshold is None or size <= thresholds.warm_start_min_size():
+    return None
+  if isinstance(previous_threshold, (int, float)) and not previous_threshold:
+    return None  # A constant 0: no previous update to start from.
+  return previous_threshold
+
+
+def _select(raw, k, hint, cleaned=None, extra_width=0.0):
+  """(values, kth, above, at): the k-th largest of the cleaned `raw`.
+
+  `values` is what the mask compares: `raw` itself when the warm band held
+  the k-th value (see `thresholds.warm_band`: the same mask as the cleaned
+  values then, since theta > 0), else the cleaned values. `cleaned`, when
+  given, is `_finite(raw)` already built (and then `raw` is not used).
+  """
+  def cold():
+    values = _finite(raw) if cleaned is None else cleaned
+    return (values,) + tuple(thresholds.kth_largest_with_counts(values, k))
+
+  if hint is None:
+    return cold()
+  values = raw if cleaned is None else cleaned
+  band, rank, above, found = thresholds.warm_band(
+      values, k, hint, extra_width, finite=cleaned is not None)
+  return tf.cond(
+      found, lambda: (values,) + tuple(thresholds.kth_in_band(band, rank,
+                                                              above)),
+      cold, name='warm_or_cold_selection')
+
+
 def threshold_and_mask(magnitudes, sparsity, previous_threshold, method):
   """(threshold, float32 mask) for non-negative `magnitudes` of any shape.
 
   histogram: mask = |w| > theta (bin-quantised); sort: mask = |w| >= theta,
   theta the k-th largest; exact: exactly k = round(N (1 - s)) survive.
+  The k-th selection starts next to `previous_threshold` (the threshold
+  variable's last value) and falls back to the cold selection when the
+  k-th value moved away; both give the same exact answer.
   """
   shape = magnitudes.get_shape()
-  values = _finite(tf.reshape(magnitudes, [-1]))
+  raw = tf.reshape(magnitudes, [-1])
   size = shape.num_elements()
+  hint = _warm_hint(previous_threshold, size)
   if method.name == 'exact':
-    k = thresholds.keep_count(size, sparsity)
-    threshold, mask = thresholds.exact_k_mask(values, k, method.seed,
-                                              method.step)
+    k = thresholds.exact_rank(size, thresholds.keep_count(size, sparsity))
+    values, kth, above, at = _select(raw, tf.maximum(k, 1), hint)
+    threshold, mask = thresholds.exact_mask_from_kth(
+        values, k, (kth, above, at), method.seed, method.step)
   elif method.name == 'sort':
-    threshold = _smooth(thresholds.sort_threshold(values, sparsity),
-                        previous_threshold, method.decay)
+    values, kth, _, _ = _select(raw, thresholds.sort_rank(size, sparsity),
+                                hint)
+    threshold = _smooth(kth, previous_threshold, method.decay)
     mask = values >= threshold
   else:
+    # The bin width needs the maximum of the cleaned values: clean first.
+    values = _finite(raw)
+    max_value = tf.reduce_max(values)
+    k, count_below = thresholds.histogram_rank(size, sparsity)
+    values, kth, _, _ = _select(raw, k, hint, cleaned=values,
+                                extra_width=max_value / method.nbins)
     threshold = _smooth(
-        thresholds.histogram_threshold(values, sparsity, method.nbins),
+        thresholds.histogram_from_kth(kth, max_value, count_below,
+                                      method.nbins),
         previous_threshold, method.decay)
     mask = values > threshold
   return threshold, tf.reshape(tf.cast(mask, tf.float32), shape)

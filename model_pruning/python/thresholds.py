@@ -21,6 +21,15 @@ values gives the same exact answer.
   to [1, N]; mask = |w| >= theta (ties kept).
 * exact (variant X): exactly k survive; ties at the k-th value broken at
   random (seeded when a seed is given).
+
+Warm start (`warm_band`, `kth_in_band`): between two frequent updates the
+weights barely move, so the new k-th value lies next to the previous
+threshold. One band pass over a narrow band around theta_prev (sized from a
+2K-value sample to about +-0.4% of the ranks) counts what lies above and
+collects the values inside, which are few and go to the candidates'
+selection: no large sample, no second bracket, no cleaning pass for NaN/Inf. It reports whether the band held the k-th value; the caller falls
+back to the cold path above when it did not, so the answer is the same exact
+one either way.
 """
 import math
 
@@ -37,8 +46,20 @@ _SAMPLE_SIZE = 1 << 15
 _INNER_SAMPLE_SIZE = 1 << 12
 _MARGIN_STDDEVS = 5.0
 _INNER_MARGIN_STDDEVS = 5.0
+# Warm start: the band around the previous threshold spans about this share
+# of the ranks either side, read off a sample of this size.
+_WARM_RANK_FRACTION = 1.0 / 256
+_WARM_SAMPLE_SIZE = 1 << 11
+# Tensors up to this size are sorted directly, with no warm start.
+_WARM_MIN_SIZE = 1 << 12
+_WARM_MAX_CHUNKS = 32
 _SAMPLE_SEED = (20171107, 1)
 _INNER_SAMPLE_SEED = (20171107, 2)
+
+
+def warm_start_min_size():
+  """Tensors up to this size are sorted directly, without a warm start."""
+  return _WARM_MIN_SIZE
 
 
 def _sorted_descending(values):
@@ -57,7 +78,7 @@ def _count(condition):
   return tf.reduce_sum(tf.cast(condition, tf.int32))
 
 
-def _split(values):
+def _split(values, max_chunks=None):
   """Static chunks of a 1-D tensor; dim-0 splits share the buffer (no copy).
 
   At most _MAX_CHUNKS chunks, so the graph stays small for huge weights (a
@@ -65,7 +86,7 @@ def _split(values):
   minutes and gigabytes just to build).
   """
   size = values.get_shape().as_list()[0]
-  chunk = max(_CHUNK_SIZE, -(-size // _MAX_CHUNKS))
+  chunk = max(_CHUNK_SIZE, -(-size // (max_chunks or _MAX_CHUNKS)))
   if size <= chunk:
     return [values]
   sizes = [chunk] * (size // chunk)
@@ -168,13 +189,102 @@ def kth_largest_with_counts(values, k):
   return _from_band(band, k, above, lambda: _by_sort(values, k), _kth_of_few)
 
 
+def warm_band(values, k, hint, extra_width=0.0, finite=False):
+  """(band, rank, above, found): the k-th largest's neighbourhood of `hint`.
+
+  h = `hint` is the previous threshold. The band [low, high] spans at least
+  [h, h + extra_width] and, read off a small sorted sample, about
+  _WARM_RANK_FRACTION of the values' ranks either side of h (so it holds
+  the new k-th value when at most that share of values crossed it since, at
+  any threshold size, even near 0). One pass: `above` counts the values
+  above `high`, `band` holds those inside, `rank` = k - above is the k-th
+  largest's rank within the band, and `found` says the band holds it (and
+  low > 0, high finite). Finish with `kth_in_band`.
+
+  NaN and +-Inf need no cleaning first: with low > 0 a NaN (cleaned to 0)
+  lies below the band, and an Inf (cleaned to the largest finite value)
+  above a finite `high`, cleaned or not, so counts and the k-th value are
+  those of the cleaned values.
+  """
+  dtype = values.dtype
+  size = values.get_shape().as_list()[0]
+  hint = tf.cast(hint, dtype)
+  sample_size = min(_WARM_SAMPLE_SIZE, size)
+  sample = _sorted_descending(tf.gather(values, tf.random.stateless_uniform(
+      [sample_size], seed=_SAMPLE_SEED, minval=0, maxval=size,
+      dtype=tf.int32)))
+  # Sample positions of h, and `reach` positions either side of it.
+  position = _count(sample > hint)
+  reach = max(2, int(round(_WARM_RANK_FRACTION * sample_size)))
+  # Past either end of the sample (k-th value among its few smallest or
+  # largest), reach h / 2 or 2 h instead.
+  below = position + reach
+  above_index = position - reach
+  low = tf.minimum(hint, tf.where(below < sample_size,
+                                  sample[_clamp(below, sample_size)],
+                                  hint / 2))
+  high = tf.maximum(hint + tf.cast(extra_width, dtype),
+                    tf.where(above_index >= 0,
+                             sample[_clamp(above_index, sample_size)],
+                             2 * hint))
+  # Fewer chunks than the cold pass: the warm pass is built next to it, and
+  # a huge weight's graph stays small (a few hundred ops, not thousands).
+  above, band = _band_pass(_split(values, _WARM_MAX_CHUNKS), low, high)
+  rank = k - above
+  # Values already cleaned (`finite`) may use a band from 0: a histogram
+  # threshold is 0 whenever the k-th value lies in the first bin.
+  low_ok = True if finite else low > 0
+  found = low_ok & tf.math.is_finite(high) & (rank >= 1) & (
+      rank <= tf.size(band))
+  return band, rank, above, found
+
+
+def kth_in_band(band, rank, above):
+  """(v, count_above, count_at) of the whole tensor from a found band."""
+  kth, band_above, at = _kth_of_few(band, rank)
+  return kth, above + band_above, at
+
+
+def sort_rank(size, sparsity):
+  """k of variant T: round(N (1 - s)) clamped to [1, N]."""
+  return tf.clip_by_value(keep_count(size, sparsity), 1, size)
+
+
 def sort_threshold(magnitudes, sparsity):
   """Variant T: the k-th largest magnitude, k clamped to [1, N]."""
   values = tf.reshape(magnitudes, [-1])
   size = values.get_shape().as_list()[0]
-  k = tf.clip_by_value(keep_count(size, sparsity), 1, size)
-  kth, _, _ = kth_largest_with_counts(values, k)
+  kth, _, _ = kth_largest_with_counts(values, sort_rank(size, sparsity))
   return kth
+
+
+def histogram_rank(size, sparsity):
+  """(k, c*) of variant H: c* the smallest c in [0, N] with c / N >= s (as
+  upstream's float32 CDF) and k = N - c* + 1 clamped to [1, N], the rank
+  from the top of the c*-th smallest value."""
+  sparsity = tf.cast(sparsity, tf.float32)
+  guess = tf.cast(tf.math.ceil(sparsity * size), tf.int32)
+  candidates = tf.clip_by_value(guess + tf.constant([-1, 0, 1]), 0, size)
+  # Divide in float64 and round once: a float32 division by the constant N
+  # may be rewritten as a multiplication by 1/N, which rounds differently.
+  fraction = tf.cast(tf.cast(candidates, tf.float64) / float(size), tf.float32)
+  meets = fraction >= sparsity
+  count_below = tf.reduce_min(tf.where(meets, candidates, size))
+  return tf.clip_by_value(size - count_below + 1, 1, size), count_below
+
+
+def histogram_from_kth(kth, max_value, count_below, nbins):
+  """theta = (floor(kth * nbins / max) / nbins) * max, 0 when c* = 0."""
+  dtype = kth.dtype
+  # Bin and threshold in float64, rounded once, so that no rewrite of a
+  # division by a constant into a multiplication can move a value that sits
+  # exactly on a bin edge.
+  kth64, max64 = tf.cast(kth, tf.float64), tf.cast(max_value, tf.float64)
+  safe_max = tf.where(max64 > 0, max64, tf.ones([], tf.float64))
+  bin_index = tf.clip_by_value(tf.floor(kth64 * nbins / safe_max), 0.0,
+                               float(nbins - 1))
+  threshold = tf.cast(bin_index * max64 / nbins, dtype)
+  return tf.where(count_below > 0, threshold, tf.zeros([], dtype))
 
 
 def histogram_threshold(magnitudes, sparsity, nbins):
@@ -187,28 +297,9 @@ def histogram_threshold(magnitudes, sparsity, nbins):
   """
   values = tf.reshape(magnitudes, [-1])
   size = values.get_shape().as_list()[0]
-  dtype = values.dtype
-  sparsity = tf.cast(sparsity, tf.float32)
-  # Smallest c in [0, N] with float32(c / N) >= s, as upstream's float32 CDF.
-  guess = tf.cast(tf.math.ceil(sparsity * size), tf.int32)
-  candidates = tf.clip_by_value(guess + tf.constant([-1, 0, 1]), 0, size)
-  # Divide in float64 and round once: a float32 division by the constant N
-  # may be rewritten as a multiplication by 1/N, which rounds differently.
-  fraction = tf.cast(tf.cast(candidates, tf.float64) / float(size), tf.float32)
-  meets = fraction >= sparsity
-  count_below = tf.reduce_min(tf.where(meets, candidates, size))
-  k = tf.clip_by_value(size - count_below + 1, 1, size)
+  k, count_below = histogram_rank(size, sparsity)
   kth, _, _ = kth_largest_with_counts(values, k)
-  max_value = tf.reduce_max(values)
-  # Bin and threshold in float64, rounded once, so that no rewrite of a
-  # division by a constant into a multiplication can move a value that sits
-  # exactly on a bin edge.
-  kth64, max64 = tf.cast(kth, tf.float64), tf.cast(max_value, tf.float64)
-  safe_max = tf.where(max64 > 0, max64, tf.ones([], tf.float64))
-  bin_index = tf.clip_by_value(tf.floor(kth64 * nbins / safe_max), 0.0,
-                               float(nbins - 1))
-  threshold = tf.cast(bin_index * max64 / nbins, dtype)
-  return tf.where(count_below > 0, threshold, tf.zeros([], dtype))
+  return histogram_from_kth(kth, tf.reduce_max(values), count_below, nbins)
 
 
 def exact_k_mask(magnitudes, k, seed=None, step=None):
@@ -221,11 +312,24 @@ def exact_k_mask(magnitudes, k, seed=None, step=None):
   just enough are kept, chosen uniformly at random. With `seed`, the choice
   is a deterministic function of (seed, step).
   """
+  values = tf.reshape(magnitudes, [-1])
+  size = values.get_shape().as_list()[0]
+  k = exact_rank(size, k)
+  kth, above, at = kth_largest_with_counts(values, tf.maximum(k, 1))
+  return exact_mask_from_kth(magnitudes, k, (kth, above, at), seed, step)
+
+
+def exact_rank(size, k):
+  """k of variant X clamped to [0, N], int32."""
+  return tf.clip_by_value(tf.cast(k, tf.int32), 0, size)
+
+
+def exact_mask_from_kth(magnitudes, k, selection, seed=None, step=None):
+  """`exact_k_mask` given `selection` = (v, #above, #at) for max(k, 1)."""
+  kth, above, at = selection
   shape = tf.shape(magnitudes)
   values = tf.reshape(magnitudes, [-1])
   size = values.get_shape().as_list()[0]
-  k = tf.clip_by_value(tf.cast(k, tf.int32), 0, size)
-  kth, above, at = kth_largest_with_counts(values, tf.maximum(k, 1))
   needed_ties = k - above
   # k = 0 keeps nothing: compare against +inf (values are finite here).
   cut = tf.where(k > 0, kth, tf.constant(math.inf, values.dtype))

@@ -1,0 +1,88 @@
+"""The TF1-style conditional mask update saves, restores and strips.
+
+`Pruning.conditional_mask_update_op` is built with TF1 control flow
+(Switch/Merge) because its not-due path is the cheapest
+(`benchmarks/conditional_op_benchmark.py`). The graph must still behave as
+before: update only on due steps, survive a checkpoint and meta-graph round
+trip (the imported op still updates), and strip to a graph without pruning
+variables.
+"""
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from model_pruning.python import pruning
+from model_pruning.python import strip_pruning_vars_lib
+from tests import reference
+
+
+def _build(weights):
+  step = tf.compat.v1.train.get_or_create_global_step()
+  inputs = tf.compat.v1.placeholder(tf.float32, [None, weights.shape[0]],
+                                    name='inputs')
+  with tf.compat.v1.variable_scope('layer') as scope:
+    kernel = tf.compat.v1.get_variable('weights', initializer=weights,
+                                       use_resource=True)
+    tf.identity(tf.matmul(inputs, pruning.apply_mask(kernel, scope)),
+                name='logits')
+  hparams = pruning.get_pruning_hparams().parse(
+      'threshold_method=sort,initial_sparsity=0.5,target_sparsity=0.5,'
+      'threshold_decay=0.0,pruning_frequency=10,begin_pruning_step=0')
+  update = pruning.Pruning(hparams, global_step=step
+                           ).conditional_mask_update_op()
+  return step, update
+
+
+def test_conditional_op_is_tf1_control_flow_and_fires_when_due():
+  weights = np.random.default_rng(0).standard_normal((64, 64)).astype(
+      np.float32)
+  with tf.Graph().as_default() as graph:
+    step, update = _build(weights)
+    types = {op.type for op in graph.get_operations()
+             if 'conditional_mask_update' in op.name}
+    assert 'Switch' in types and 'Merge' in types
+    assert not types & {'If', 'StatelessIf'}
+    [mask] = pruning.get_masks()
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      session.run(step.assign(5))
+      session.run(update)  # Not due: last update 0, frequency 10.
+      assert np.all(session.run(mask) == 1.0)
+      session.run(step.assign(10))
+      session.run(update)
+      np.testing.assert_array_equal(session.run(mask),
+                                    reference.sort_mask(weights, 0.5))
+  assert tf.compat.v1.control_flow_v2_enabled()  # Restored after the build.
+
+
+def test_meta_graph_round_trip_updates_and_strips(tmp_path):
+  weights = np.random.default_rng(1).standard_normal((64, 64)).astype(
+      np.float32)
+  prefix = os.path.join(str(tmp_path), 'model.ckpt')
+  with tf.Graph().as_default():
+    step, update = _build(weights)
+    mask_name = pruning.get_masks()[0].name
+    saver = tf.compat.v1.train.Saver()
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      saver.save(session, prefix)
+  update_name = update.name
+  with tf.Graph().as_default() as graph:
+    saver = tf.compat.v1.train.import_meta_graph(prefix + '.meta')
+    with tf.compat.v1.Session() as session:
+      saver.restore(session, prefix)
+      step = tf.compat.v1.train.get_global_step()
+      session.run(step.assign(10))
+      session.run(graph.get_operation_by_name(update_name))
+      [mask] = [v for v in tf.compat.v1.global_variables()
+                if v.name == mask_name]
+      mask = session.run(mask.read_value())
+      np.testing.assert_array_equal(mask, reference.sort_mask(weights, 0.5))
+      saver.save(session, prefix)
+  stripped = strip_pruning_vars_lib.strip_pruning_vars_fn(
+      strip_pruning_vars_lib.graph_def_from_checkpoint(
+          str(tmp_path), ['layer/logits']), ['layer/logits'])
+  names = {node.name for node in stripped.node}
+  assert 'layer/logits' in names and 'layer/mask' not in names
+  assert not any(node.op in ('Switch', 'Merge') for node in stripped.node)

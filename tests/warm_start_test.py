@@ -1,0 +1,176 @@
+"""The warm-started k-th selection gives the oracle's answer, hit or miss.
+
+`thresholds.warm_band` starts from the previous threshold; when the band
+misses the k-th value, `saliency_masks.threshold_and_mask` falls back to the
+cold selection. Both must give exactly what the numpy oracles give, for every
+threshold method, for blocks and for N:M, on data with ties, NaN and Inf,
+and across updates between which the weights moved a little (as in
+training) or the schedule moved the sparsity.
+"""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model_pruning.python import pruning
+from model_pruning.python import saliency_masks
+from model_pruning.python import thresholds
+from tests import reference
+from tests import reference_nm_pruning
+from tests import reference_thresholds
+
+# Small chunks so that the band pass runs over several of them and the band
+# itself (more than 256 values) goes through the candidates' bracket.
+_CHUNKED = dict(_CHUNK_SIZE=4096, _FULL_SORT_MAX_SIZE=256,
+                _INNER_SAMPLE_SIZE=64)
+_SIZE = 20000
+_METHODS = ['histogram', 'sort', 'exact']
+
+
+def _run(build, *feeds):
+  with tf.Graph().as_default():
+    result = build(*[tf.constant(f) for f in feeds])
+    with tf.compat.v1.Session() as session:
+      return session.run(result)
+
+
+def _data(kind, seed=0):
+  rng = np.random.default_rng(seed)
+  values = np.abs(rng.standard_normal(_SIZE)).astype(np.float32)
+  if kind == 'few_values':
+    values = rng.integers(1, 7, _SIZE).astype(np.float32)
+  elif kind == 'nan_inf':
+    values[::97] = np.nan
+    values[5] = np.inf
+  return values
+
+
+@pytest.fixture(params=['one_chunk', 'chunked'])
+def constants(request, monkeypatch):
+  if request.param == 'chunked':
+    for name, value in _CHUNKED.items():
+      monkeypatch.setattr(thresholds, name, value)
+
+
+@pytest.mark.parametrize('hint_factor,found', [(1.0, True), (1.0005, True),
+                                               (3.0, False), (0.0, False)],
+                         ids=['at_kth', 'near_kth', 'far', 'zero'])
+def test_warm_band_finds_the_kth_value_or_says_not(constants, hint_factor,
+                                                   found):
+  values = _data('gaussian')
+  k = _SIZE // 10
+  kth = reference_thresholds.kth_largest_with_counts(values, k)[0]
+
+  def build(v, finish):
+    band, rank, above, hit = thresholds.warm_band(
+        v, tf.constant(k), kth * hint_factor)
+    # kth_in_band is only defined for a found band (the caller's cond).
+    return [hit] + (list(thresholds.kth_in_band(band, rank, above))
+                    if finish else [])
+
+  hit = _run(lambda v: build(v, False), values)[0]
+  assert hit == found
+  if found:
+    result = _run(lambda v: build(v, True), values)[1:]
+    assert tuple(result) == reference_thresholds.kth_largest_with_counts(
+        values, k)
+
+
+@pytest.mark.parametrize('kind', ['gaussian', 'few_values', 'nan_inf'])
+@pytest.mark.parametrize('hint_factor', [1.0, 1.01, 0.5, 20.0, 0.0],
+                         ids=['same', 'moved', 'low', 'far', 'none'])
+def test_threshold_and_mask_with_hint_matches_the_oracle(constants, kind,
+                                                         hint_factor):
+  values = _data(kind)
+  clean = reference_thresholds.finite_magnitudes(values)
+  sparsity = 0.8
+  hint = np.float32(hint_factor * reference.sort_threshold(clean, sparsity))
+
+  def build(v, h):
+    return [saliency_masks.threshold_and_mask(
+        v, sparsity, h, saliency_masks.ThresholdMethod(
+            name=name, nbins=256, decay=0.0, seed=3, step=1))
+            for name in _METHODS]
+
+  got = dict(zip(_METHODS, _run(build, values, hint)))
+  theta, mask = got['histogram']
+  np.testing.assert_array_max_ulp(
+      theta, reference.histogram_threshold(clean, sparsity, 256), maxulp=1)
+  np.testing.assert_array_equal(mask, (clean > theta).astype(np.float32))
+  theta, mask = got['sort']
+  assert theta == reference.sort_threshold(clean, sparsity)
+  np.testing.assert_array_equal(mask, (clean >= theta).astype(np.float32))
+  theta, mask = got['exact']
+  k = reference.keep_count(_SIZE, sparsity)
+  assert theta == reference_thresholds.kth_largest_with_counts(clean, k)[0]
+  assert np.count_nonzero(mask) == k
+  assert np.all(mask[clean > theta]) and not np.any(mask[clean < theta])
+  for _, mask in got.values():
+    assert not np.any(mask[np.isnan(values)])
+
+
+def _expected_mask(weights, method, structure, sparsity):
+  if structure == 'block4x4':
+    pooled = reference.block_pool(np.abs(weights), [4, 4], 'AVG')
+    if method == 'histogram':
+      block = reference.histogram_mask(pooled.astype(np.float32), sparsity,
+                                       256)
+    else:
+      block = reference.sort_mask(pooled.astype(np.float32), sparsity)
+    return reference.expand(block, [4, 4])
+  if structure == '2:4':
+    keep = reference_nm_pruning.keep_per_group(sparsity, 0.5, 2, 4)
+    return reference_nm_pruning.scheduled_mask(weights, keep, 4)
+  if method == 'histogram':
+    return reference.histogram_mask(weights, sparsity, 256)
+  return reference.sort_mask(weights, sparsity)
+
+
+@pytest.mark.parametrize('structure', ['elementwise', 'block4x4', '2:4'])
+@pytest.mark.parametrize('method', _METHODS)
+def test_pruning_updates_match_the_oracle_as_weights_move(method, structure):
+  """Three updates: weights nudged (warm hit), then a schedule jump."""
+  side = 272  # 4x4 blocks pool to 68x68 = 4624 values: above the direct sort
+  rng = np.random.default_rng(1)
+  weights = rng.standard_normal((side, side)).astype(np.float32)
+  extra = {'block4x4': ',block_height=4,block_width=4',
+           '2:4': ',sparsity_m_by_n=2:4'}.get(structure, '')
+  with tf.Graph().as_default():
+    step = tf.compat.v1.train.get_or_create_global_step()
+    with tf.compat.v1.variable_scope('layer') as scope:
+      weight = tf.compat.v1.get_variable('weights', initializer=weights,
+                                         use_resource=True)
+      pruning.apply_mask(weight, scope)
+    hparams = pruning.get_pruning_hparams().parse(
+        'threshold_method=%s,initial_sparsity=0.1,target_sparsity=0.5,'
+        'threshold_decay=0.0,sparsity_function_end_step=100,seed=5%s'
+        % (method, extra))
+    update = pruning.Pruning(hparams, global_step=step).mask_update_op()
+    new_weights = tf.compat.v1.placeholder(tf.float32, weights.shape)
+    assign = weight.assign(new_weights)
+    set_step = step.assign(tf.compat.v1.placeholder_with_default(
+        tf.constant(0, tf.int64), []))
+    [mask] = pruning.get_masks()
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      for global_step, nudge in ((10, 0.0), (10, 1e-3), (60, 1e-3)):
+        weights = weights + nudge * rng.standard_normal(
+            weights.shape).astype(np.float32)
+        session.run(assign, {new_weights: weights})
+        session.run(set_step, {set_step.op.inputs[1]: global_step})
+        session.run(update)
+        got = session.run(mask)
+        sparsity = reference.schedule(global_step, 0, 100, 0.1, 0.5, 3)
+        if method == 'exact' and structure == 'elementwise':
+          k = reference.keep_count(weights.size, sparsity)
+          assert np.count_nonzero(got) == k
+          kth = reference_thresholds.kth_largest_with_counts(
+              np.abs(weights).ravel(), k)[0]
+          assert np.all(got[np.abs(weights) > kth])
+        elif method == 'exact' and structure == 'block4x4':
+          pooled = reference.block_pool(np.abs(weights), [4, 4], 'AVG')
+          kept = got[::4, ::4]
+          assert np.count_nonzero(kept) == reference.keep_count(
+              pooled.size, sparsity)
+        else:
+          np.testing.assert_array_equal(
+              got, _expected_mask(weights, method, structure, sparsity))
