@@ -52,7 +52,7 @@ def test_conditional_op_is_tf1_control_flow_and_fires_when_due():
       session.run(step.assign(10))
       session.run(update)
       np.testing.assert_array_equal(session.run(mask),
-                                    reference.sort_mask(weights, 0.5))
+                                    reference.magnitude_mask(weights, 0.5, 'sort')[1])
   assert tf.compat.v1.control_flow_v2_enabled()  # Restored after the build.
 
 
@@ -78,7 +78,7 @@ def test_meta_graph_round_trip_updates_and_strips(tmp_path):
       [mask] = [v for v in tf.compat.v1.global_variables()
                 if v.name == mask_name]
       mask = session.run(mask.read_value())
-      np.testing.assert_array_equal(mask, reference.sort_mask(weights, 0.5))
+      np.testing.assert_array_equal(mask, reference.magnitude_mask(weights, 0.5, 'sort')[1])
       saver.save(session, prefix)
   stripped = strip_pruning_vars_lib.strip_pruning_vars_fn(
       strip_pruning_vars_lib.graph_def_from_checkpoint(

@@ -15,8 +15,6 @@ from model_pruning.python import pruning
 from model_pruning.python import saliency_masks
 from model_pruning.python import thresholds
 from tests import reference
-from tests import reference_nm_pruning
-from tests import reference_thresholds
 
 # Small chunks so that the band pass runs over several of them and the band
 # itself (more than 256 values) goes through the candidates' bracket.
@@ -58,7 +56,7 @@ def test_warm_band_finds_the_kth_value_or_says_not(constants, hint_factor,
                                                    found):
   values = _data('gaussian')
   k = _SIZE // 10
-  kth = reference_thresholds.kth_largest_with_counts(values, k)[0]
+  kth = reference.kth_largest_with_counts(values, k)[0]
 
   def build(v, finish):
     band, rank, above, hit = thresholds.warm_band(
@@ -71,7 +69,7 @@ def test_warm_band_finds_the_kth_value_or_says_not(constants, hint_factor,
   assert hit == found
   if found:
     result = _run(lambda v: build(v, True), values)[1:]
-    assert tuple(result) == reference_thresholds.kth_largest_with_counts(
+    assert tuple(result) == reference.kth_largest_with_counts(
         values, k)
 
 
@@ -81,7 +79,7 @@ def test_warm_band_finds_the_kth_value_or_says_not(constants, hint_factor,
 def test_threshold_and_mask_with_hint_matches_the_oracle(constants, kind,
                                                          hint_factor):
   values = _data(kind)
-  clean = reference_thresholds.finite_magnitudes(values)
+  clean = reference.finite_magnitudes(values)
   sparsity = 0.8
   hint = np.float32(hint_factor * reference.sort_threshold(clean, sparsity))
 
@@ -101,7 +99,7 @@ def test_threshold_and_mask_with_hint_matches_the_oracle(constants, kind,
   np.testing.assert_array_equal(mask, (clean >= theta).astype(np.float32))
   theta, mask = got['exact']
   k = reference.keep_count(_SIZE, sparsity)
-  assert theta == reference_thresholds.kth_largest_with_counts(clean, k)[0]
+  assert theta == reference.kth_largest_with_counts(clean, k)[0]
   assert np.count_nonzero(mask) == k
   assert np.all(mask[clean > theta]) and not np.any(mask[clean < theta])
   for _, mask in got.values():
@@ -111,18 +109,13 @@ def test_threshold_and_mask_with_hint_matches_the_oracle(constants, kind,
 def _expected_mask(weights, method, structure, sparsity):
   if structure == 'block4x4':
     pooled = reference.block_pool(np.abs(weights), [4, 4], 'AVG')
-    if method == 'histogram':
-      block = reference.histogram_mask(pooled.astype(np.float32), sparsity,
-                                       256)
-    else:
-      block = reference.sort_mask(pooled.astype(np.float32), sparsity)
-    return reference.expand(block, [4, 4])
+    block = reference.magnitude_mask(pooled.astype(np.float32), sparsity,
+                                     method, 256)[1]
+    return reference.expand_blocks(block, [4, 4])
   if structure == '2:4':
-    keep = reference_nm_pruning.keep_per_group(sparsity, 0.5, 2, 4)
-    return reference_nm_pruning.scheduled_mask(weights, keep, 4)
-  if method == 'histogram':
-    return reference.histogram_mask(weights, sparsity, 256)
-  return reference.sort_mask(weights, sparsity)
+    keep = reference.keep_per_group(sparsity, 0.5, 2, 4)
+    return reference.scheduled_nm_mask(weights, keep, 4)
+  return reference.magnitude_mask(weights, sparsity, method, 256)[1]
 
 
 @pytest.mark.parametrize('structure', ['elementwise', 'block4x4', '2:4'])
@@ -159,11 +152,13 @@ def test_pruning_updates_match_the_oracle_as_weights_move(method, structure):
         session.run(set_step, {set_step.op.inputs[1]: global_step})
         session.run(update)
         got = session.run(mask)
-        sparsity = reference.schedule(global_step, 0, 100, 0.1, 0.5, 3)
+        sparsity = reference.scheduled_sparsity(
+            global_step, begin_step=0, end_step=100, initial=0.1, target=0.5,
+            exponent=3)
         if method == 'exact' and structure == 'elementwise':
           k = reference.keep_count(weights.size, sparsity)
           assert np.count_nonzero(got) == k
-          kth = reference_thresholds.kth_largest_with_counts(
+          kth = reference.kth_largest_with_counts(
               np.abs(weights).ravel(), k)[0]
           assert np.all(got[np.abs(weights) > kth])
         elif method == 'exact' and structure == 'block4x4':
