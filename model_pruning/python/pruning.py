@@ -283,25 +283,30 @@ class Pruning:
     graph = tf.compat.v1.get_default_graph()
     if getattr(graph, 'outer_graph', None) is not None:
       return dict(self._report_tensors)  # Inside a cond branch: not here.
-    for record in self.records():
-      if record.name in self._report_tensors:
-        continue
-      # Outside any control dependencies: fetching the report never trains.
-      with tf.control_dependencies(None), graph.name_scope(None):
-        step = self._step_tensor(self._global_step)
+    new_records = [record for record in self.records()
+                   if record.name not in self._report_tensors]
+    if not new_records:
+      return dict(self._report_tensors)
+    # Outside any control dependencies: fetching the report never trains.
+    with tf.control_dependencies(None), graph.name_scope(None):
+      step = self._step_tensor(self._global_step)
+      scheduled_by_target = {}
+      for record in new_records:
+        target = record.settings.target
+        if not record.settings.excluded and target not in scheduled_by_target:
+          scheduled_by_target[target] = self._sparsity_at(step, target)
         with graph.name_scope(record.name + '/'):
           scheduled = tf.identity(
               tf.constant(0.0) if record.settings.excluded else
-              self._sparsity_at(step, record.settings.target),
-              name='scheduled_sparsity')
+              scheduled_by_target[target], name='scheduled_sparsity')
           achieved = tf.identity(tf.nn.zero_fraction(
               pruning_variables.as_tensor(record.mask)),
                                  name='achieved_sparsity')
-      tf.compat.v1.add_to_collection(
-          graph_keys.SCHEDULED_SPARSITY_COLLECTION, scheduled)
-      tf.compat.v1.add_to_collection(
-          graph_keys.ACHIEVED_SPARSITY_COLLECTION, achieved)
-      self._report_tensors[record.name] = (scheduled, achieved)
+        tf.compat.v1.add_to_collection(
+            graph_keys.SCHEDULED_SPARSITY_COLLECTION, scheduled)
+        tf.compat.v1.add_to_collection(
+            graph_keys.ACHIEVED_SPARSITY_COLLECTION, achieved)
+        self._report_tensors[record.name] = (scheduled, achieved)
     return dict(self._report_tensors)
 
   def add_pruning_summaries(self):

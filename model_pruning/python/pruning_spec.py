@@ -126,11 +126,6 @@ def as_full_spec(spec=None):
   return merged
 
 
-def normalize_spec(spec):
-  """Returns `spec` with every missing default hparam added (a copy)."""
-  return as_full_spec(spec)
-
-
 def _check_range(name, value, low, high, high_inclusive=False):
   ok = low <= value <= high if high_inclusive else low <= value < high
   if not ok:
