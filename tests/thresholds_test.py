@@ -13,9 +13,6 @@ from model_pruning.python import saliency_masks
 from model_pruning.python import thresholds
 from tests import reference
 
-# (name, constants to patch, tensor size). Sizes are chosen so that each path
-# really runs: e.g. 'chunked' splits 20000 values into 20 chunks of 1024 and
-# its bracket holds ~4000 candidates, more than the 256 sorted directly.
 _SMALL = dict(_CHUNK_SIZE=4096, _FULL_SORT_MAX_SIZE=256, _SAMPLE_SIZE=512,
               _INNER_SAMPLE_SIZE=64)
 # (name, constants to patch, tensor size). Sizes are chosen so that each path
@@ -169,3 +166,35 @@ def test_threshold_and_mask_with_nan_and_inf(path):
   assert np.count_nonzero(mask) == k
   for _, mask in got.values():
     assert not np.any(mask[np.isnan(values)])
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_reduce_max_propagates_nan_wherever_it_is(dtype):
+  """saliency_masks skips its cleaning pass when max(|w|) is finite: that
+  relies on TensorFlow's reduce_max returning NaN for any NaN input, at any
+  position (vectorised lanes, chunk edges, the tail)."""
+  rng = np.random.default_rng(4)
+  cases = []
+  for size in (1, 7, 16, 17, 1000, 4099, 100003, 1 << 20):
+    for position in sorted({0, 1, size // 2, size - 2, size - 1,
+                            int(rng.integers(size))}):
+      if 0 <= position < size:
+        values = rng.random(size).astype(dtype)
+        values[position] = np.nan
+        cases.append(values)
+  with tf.Graph().as_default():
+    feed = tf.compat.v1.placeholder(dtype, [None])
+    largest = tf.reduce_max(feed)
+    with tf.compat.v1.Session() as session:
+      results = [session.run(largest, {feed: v}) for v in cases]
+  assert all(np.isnan(r) for r in results)
+
+
+@pytest.mark.parametrize('size', [10, 255, 256, 257, 128 * 300, 128 * 300 + 5,
+                                  1 << 18])
+def test_count_large_matches_numpy(size):
+  condition = np.random.default_rng(size).random(size) < 0.3
+  with tf.Graph().as_default():
+    count = thresholds._count_large(tf.constant(condition))  # pylint: disable=protected-access
+    with tf.compat.v1.Session() as session:
+      assert session.run(count) == np.count_nonzero(condition)

@@ -73,6 +73,26 @@ def test_warm_band_finds_the_kth_value_or_says_not(constants, hint_factor,
         values, k)
 
 
+@pytest.mark.parametrize('k_move', [+300, -300])
+def test_warm_band_follows_the_schedule_shift(constants, k_move):
+  """A k that moved 1.5% of the ranks since the hint (a steep schedule) lies
+  outside the +-0.1% band around it, unless the band is told the shift."""
+  values = _data('gaussian')
+  k_prev = _SIZE // 10
+  k = k_prev + k_move
+  hint = reference.kth_largest_with_counts(values, k_prev)[0]
+
+  def build(v, shift):
+    band, rank, above, hit = thresholds.warm_band(
+        v, tf.constant(k), hint, shift=shift)
+    return [hit], list(thresholds.kth_in_band(band, rank, above))
+
+  assert not _run(lambda v: build(v, None)[0], values)[0]
+  assert _run(lambda v: build(v, tf.constant(k_move))[0], values)[0]
+  found = _run(lambda v: build(v, tf.constant(k_move))[1], values)
+  assert tuple(found) == reference.kth_largest_with_counts(values, k)
+
+
 @pytest.mark.parametrize('kind', ['gaussian', 'few_values', 'nan_inf'])
 @pytest.mark.parametrize('hint_factor', [1.0, 1.01, 0.5, 20.0, 0.0],
                          ids=['same', 'moved', 'low', 'far', 'none'])

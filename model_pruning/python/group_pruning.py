@@ -71,7 +71,9 @@ def group_assign_ops(group, members, plan, context):
         [read(r.weight) for r in members],
         [read(r.gradient) if context.use_gradient else None for r in members],
         block_dims, spec.block_pooling_function, spec.use_tpu, sparsity,
-        context.method, previous_threshold=members[0].threshold)
+        context.method, previous_threshold=members[0].threshold,
+        previous_sparsity=mask_updates.previous_sparsity(
+            context, plan.group_targets.get(group)))
   assign_ops = []
   for record, new_mask in zip(members, new_masks):
     assign_ops.extend(mask_updates.assign_ops(record, new_threshold,

@@ -17,10 +17,20 @@ from model_pruning.python import saliency_masks
 # `step`: int32 step tensor the update sees; `sparsity_for(target)`: the
 # scheduled sparsity tensor of a weight whose own target is `target` (None:
 # the global one); `method`: a saliency_masks.ThresholdMethod; `use_gradient`:
-# saliency is |W| * gradient; `spec`: the full hparams.
+# saliency is |W| * gradient; `spec`: the full hparams;
+# `previous_sparsity_for(target)` (optional): the sparsity the thresholds
+# were last computed for, which tells the warm start how far the schedule
+# moved the k-th value since.
 UpdateContext = collections.namedtuple(
     'UpdateContext', ['step', 'sparsity_for', 'method', 'use_gradient',
-                      'spec'])
+                      'spec', 'previous_sparsity_for'], defaults=[None])
+
+
+def previous_sparsity(context, target):
+  """The context's sparsity at the previous update for `target`, or None."""
+  if context.previous_sparsity_for is None:
+    return None
+  return context.previous_sparsity_for(target)
 
 
 def _read(variable):
@@ -38,16 +48,15 @@ def new_threshold_and_mask(record, context):
   weights = _read(record.weight)
   gradients = _read(record.gradient) if context.use_gradient else None
   sparsity = context.sparsity_for(settings.target)
+  previous = previous_sparsity(context, settings.target)
   spec = context.spec
   with tf.compat.v1.name_scope(record.name + '_pruning_ops'):
     if settings.m_by_n is not None or not _is_blocked(weights,
                                                       settings.block_dims):
-      saliency = saliency_masks.saliency(weights, gradients,
-                                         context.use_gradient)
-
       def elementwise():
         return saliency_masks.elementwise_mask(
-            saliency, sparsity, record.threshold, context.method)
+            saliency_masks.saliency(weights, gradients, context.use_gradient),
+            sparsity, record.threshold, context.method, previous)
 
       if settings.m_by_n is None:
         return elementwise()
@@ -56,14 +65,16 @@ def new_threshold_and_mask(record, context):
       target = (spec.target_sparsity if settings.target is None
                 else settings.target)
       return saliency_masks.scheduled_m_by_n_mask(
-          saliency, settings.m_by_n, sparsity, target, record.name,
-          fallback=elementwise)
+          weights, settings.m_by_n, sparsity, target, record.name,
+          fallback=elementwise,
+          saliency=(saliency_masks.saliency(weights, gradients, True)
+                    if context.use_gradient else None))
     if context.use_gradient and gradients is None:
       raise ValueError('Gradient based pruning needs the gradient tensor for '
                        'block sparsity of %s.' % record.name)
     return saliency_masks.block_mask(
         weights, gradients, settings.block_dims, spec.block_pooling_function,
-        spec.use_tpu, sparsity, record.threshold, context.method)
+        spec.use_tpu, sparsity, record.threshold, context.method, previous)
 
 
 def assign_ops(record, new_threshold, new_mask):

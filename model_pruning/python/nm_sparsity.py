@@ -109,13 +109,19 @@ def m_by_n_mask(weights, m, n, saliency=None):
   weights = tf.convert_to_tensor(weights)
   m, n = _check_args(weights.shape.rank, m, n)
   with tf.name_scope('m_by_n_mask'):
-    score = tf.abs(weights) if saliency is None else tf.convert_to_tensor(
-        saliency, dtype=weights.dtype)
+    static_depth = weights.shape[-2]
+    padded = static_depth is None or static_depth % n != 0
+    # Ranking |weights| of a depth that is a multiple of N: slice the weights
+    # into the N group positions first (one copy), then take |.| of each
+    # slice in place, so the whole |weights| is never held beside the slices.
+    late_abs = saliency is None and not padded
+    if saliency is not None:
+      score = tf.convert_to_tensor(saliency, dtype=weights.dtype)
+    else:
+      score = weights if late_abs else tf.abs(weights)
     full_shape = tf.shape(score)
     depth, out = full_shape[-2], full_shape[-1]
     score = tf.reshape(score, [-1, depth, out])
-    static_depth = weights.shape[-2]
-    padded = static_depth is None or static_depth % n != 0
     pad = 0  # the common case, a multiple of n: no padding or slicing copies
     if padded:
       pad = tf.math.floormod(-depth, n)
@@ -123,7 +129,10 @@ def m_by_n_mask(weights, m, n, saliency=None):
       score = tf.pad(score, [[0, 0], [0, pad], [0, 0]],
                      constant_values=score.dtype.min)
     groups = tf.reshape(score, [tf.shape(score)[0], -1, n, out])
-    keep = _pairwise_keep(tf.unstack(groups, num=n, axis=2), m)
+    slices = tf.unstack(groups, num=n, axis=2)
+    if late_abs:
+      slices = [tf.abs(s) for s in slices]
+    keep = _pairwise_keep(slices, m)
     mask = tf.cast(tf.stack(keep, axis=2), weights.dtype)
     if padded:
       mask = tf.reshape(mask, [tf.shape(mask)[0], depth + pad, out])

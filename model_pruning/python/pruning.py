@@ -156,23 +156,33 @@ class Pruning:
           'value the sparsity tensor ends at.' % target)
     return external * (target / self._spec.target_sparsity)
 
-  def _context(self, step):
-    """The UpdateContext of one update built at `step`."""
+  def _context(self, step, previous_step=None):
+    """The UpdateContext of one update built at `step`.
+
+    `previous_step`: the step of the last update (the thresholds' sparsity
+    then guides the warm start); unused with an external sparsity tensor,
+    whose past values are unknown.
+    """
     cache = {}
 
-    def sparsity_for(target):
-      if target not in cache:
-        cache[target] = self._sparsity_at(step, target)
-      return cache[target]
+    def sparsity_for(target, at=step):
+      if (target, at) not in cache:
+        cache[(target, at)] = self._sparsity_at(at, target)
+      return cache[(target, at)]
+
+    def previous_sparsity_for(target):
+      return sparsity_for(target, at=previous_step)
 
     spec = self._spec
     method = saliency_masks.ThresholdMethod(
         name=spec.threshold_method, nbins=spec.nbins,
         decay=spec.threshold_decay, seed=None if spec.seed < 0 else spec.seed,
         step=step)
+    known_past = previous_step is not None and self._external_sparsity is None
     return mask_updates.UpdateContext(
         step=step, sparsity_for=sparsity_for, method=method,
-        use_gradient=self.use_gradient(), spec=spec)
+        use_gradient=self.use_gradient(), spec=spec,
+        previous_sparsity_for=previous_sparsity_for if known_past else None)
 
   def records(self):
     """The WeightRecords, with weights registered since construction added."""
@@ -209,7 +219,11 @@ class Pruning:
       chain = gradient_pruning.update_chain(
           records, self._spec, step, self._last_gradient_update_step)
       with tf.control_dependencies(chain):
-        assign_ops = self._mask_assign_ops(records, self._context(step))
+        previous_step = self._last_update_step.read_value()
+        assign_ops = self._mask_assign_ops(
+            records, self._context(step, previous_step))
+      # After the masks: their warm start read the previous update's step.
+      with tf.control_dependencies(chain + assign_ops):
         step_assign = tf.compat.v1.assign(
             self._last_update_step, step,
             name='last_mask_update_step_assign')

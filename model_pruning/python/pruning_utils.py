@@ -105,7 +105,9 @@ def pool_blocks(matrix, block_dims, pooling_type, use_factorized=False):
                                  (width + pad_cols) // block_width,
                                  block_width])
     reduce_fn = tf.reduce_mean if pooling_type == 'AVG' else tf.reduce_max
-    pooled = reduce_fn(blocks, axis=[1, 3])
+    # Within each row first (contiguous), then across the block's rows: one
+    # reduction over axes [1, 3] would transpose a copy of the whole matrix.
+    pooled = reduce_fn(reduce_fn(blocks, axis=3), axis=1)
   if pooling_type == 'AVG' and (pad_rows or pad_cols):
     pooled *= _real_cell_correction(height, width, block_dims, matrix.dtype)
   return pooled

@@ -34,13 +34,28 @@ def saliency(weights, gradients=None, use_gradient=False):
   return magnitudes * tf.cast(gradients, magnitudes.dtype)
 
 
-def _finite(values):
-  """Replaces NaN by 0 and Inf by the dtype's max; cheap when all finite."""
+def _finite_and_max(values):
+  """(cleaned values, their maximum) of non-negative `values`.
+
+  Cleaning replaces NaN by 0 and Inf by the dtype's max. One read pass when
+  all are finite: TensorFlow's reduce_max propagates NaN (checked by
+  tests/thresholds_test.py), so max(v) is finite exactly when every
+  value is (v >= 0, so no -Inf); only then is the cleaning pass skipped.
+  """
+  largest = tf.reduce_max(values)
+
   def clean():
     no_nan = tf.where(tf.math.is_nan(values), tf.zeros_like(values), values)
-    return tf.minimum(no_nan, values.dtype.max)
-  all_finite = tf.math.is_finite(tf.reduce_sum(values))
-  return tf.cond(all_finite, lambda: tf.identity(values), clean)
+    cleaned = tf.minimum(no_nan, values.dtype.max)
+    return cleaned, tf.reduce_max(cleaned)
+
+  return tf.cond(tf.math.is_finite(largest),
+                 lambda: (tf.identity(values), largest), clean)
+
+
+def _finite(values):
+  """`values` with NaN as 0 and Inf as the dtype's max (see above)."""
+  return _finite_and_max(values)[0]
 
 
 def _smooth(new_threshold, previous_threshold, decay):
@@ -64,13 +79,14 @@ def _warm_hint(previous_threshold, size):
   return previous_threshold
 
 
-def _select(raw, k, hint, cleaned=None, extra_width=0.0):
+def _select(raw, k, hint, cleaned=None, extra_width=0.0, shift=None):
   """(values, kth, above, at): the k-th largest of the cleaned `raw`.
 
   `values` is what the mask compares: `raw` itself when the warm band held
   the k-th value (see `thresholds.warm_band`: the same mask as the cleaned
   values then, since theta > 0), else the cleaned values. `cleaned`, when
   given, is `_finite(raw)` already built (and then `raw` is not used).
+  `shift`: k - k_prev, the ranks the schedule moved k since the hint.
   """
   def cold():
     values = _finite(raw) if cleaned is None else cleaned
@@ -80,43 +96,62 @@ def _select(raw, k, hint, cleaned=None, extra_width=0.0):
     return cold()
   values = raw if cleaned is None else cleaned
   band, rank, above, found = thresholds.warm_band(
-      values, k, hint, extra_width, finite=cleaned is not None)
+      values, k, hint, extra_width, finite=cleaned is not None, shift=shift)
   return tf.cond(
       found, lambda: (values,) + tuple(thresholds.kth_in_band(band, rank,
                                                               above)),
       cold, name='warm_or_cold_selection')
 
 
-def threshold_and_mask(magnitudes, sparsity, previous_threshold, method):
+def _exact_keep(size, sparsity):
+  return thresholds.exact_rank(size, thresholds.keep_count(size, sparsity))
+
+
+# The rank k of the k-th largest each method selects, from (N, sparsity).
+_SELECTED_RANK = {
+    'exact': lambda size, s: tf.maximum(_exact_keep(size, s), 1),
+    'sort': thresholds.sort_rank,
+    'histogram': lambda size, s: thresholds.histogram_rank(size, s)[0],
+}
+
+
+def threshold_and_mask(magnitudes, sparsity, previous_threshold, method,
+                       previous_sparsity=None):
   """(threshold, float32 mask) for non-negative `magnitudes` of any shape.
 
   histogram: mask = |w| > theta (bin-quantised); sort: mask = |w| >= theta,
   theta the k-th largest; exact: exactly k = round(N (1 - s)) survive.
   The k-th selection starts next to `previous_threshold` (the threshold
-  variable's last value) and falls back to the cold selection when the
-  k-th value moved away; both give the same exact answer.
+  variable's last value; `previous_sparsity`, when known, is the sparsity
+  it was computed for, so the start also follows the schedule's move) and
+  falls back to the cold selection when the k-th value moved away; both
+  give the same exact answer.
   """
   shape = magnitudes.get_shape()
   raw = tf.reshape(magnitudes, [-1])
   size = shape.num_elements()
   hint = _warm_hint(previous_threshold, size)
+  rank_of = _SELECTED_RANK[method.name]
+  k = rank_of(size, sparsity)
+  shift = None
+  if hint is not None and previous_sparsity is not None:
+    shift = k - rank_of(size, previous_sparsity)
   if method.name == 'exact':
-    k = thresholds.exact_rank(size, thresholds.keep_count(size, sparsity))
-    values, kth, above, at = _select(raw, tf.maximum(k, 1), hint)
+    values, kth, above, at = _select(raw, k, hint, shift=shift)
     threshold, mask = thresholds.exact_mask_from_kth(
-        values, k, (kth, above, at), method.seed, method.step)
+        values, _exact_keep(size, sparsity), (kth, above, at), method.seed,
+        method.step)
   elif method.name == 'sort':
-    values, kth, _, _ = _select(raw, thresholds.sort_rank(size, sparsity),
-                                hint)
+    values, kth, _, _ = _select(raw, k, hint, shift=shift)
     threshold = _smooth(kth, previous_threshold, method.decay)
     mask = values >= threshold
   else:
     # The bin width needs the maximum of the cleaned values: clean first.
-    values = _finite(raw)
-    max_value = tf.reduce_max(values)
-    k, count_below = thresholds.histogram_rank(size, sparsity)
+    values, max_value = _finite_and_max(raw)
+    count_below = thresholds.histogram_rank(size, sparsity)[1]
     values, kth, _, _ = _select(raw, k, hint, cleaned=values,
-                                extra_width=max_value / method.nbins)
+                                extra_width=max_value / method.nbins,
+                                shift=shift)
     threshold = _smooth(
         thresholds.histogram_from_kth(kth, max_value, count_below,
                                       method.nbins),
@@ -125,9 +160,11 @@ def threshold_and_mask(magnitudes, sparsity, previous_threshold, method):
   return threshold, tf.reshape(tf.cast(mask, tf.float32), shape)
 
 
-def elementwise_mask(magnitudes, sparsity, previous_threshold, method):
+def elementwise_mask(magnitudes, sparsity, previous_threshold, method,
+                     previous_sparsity=None):
   """Element-wise pruning of one tensor."""
-  return threshold_and_mask(magnitudes, sparsity, previous_threshold, method)
+  return threshold_and_mask(magnitudes, sparsity, previous_threshold, method,
+                            previous_sparsity)
 
 
 def _resolve_block_dims(matrix_shape, block_dims):
@@ -154,11 +191,15 @@ def _expand_block_mask(block_mask_, dims, weight_shape):
   """Repeats each block's mask value over its block, crops, restores shape."""
   squeezed = [d for d in weight_shape if d != 1]
   expanded = pruning_utils.expand_tensor(block_mask_, dims)
-  return tf.reshape(expanded[:squeezed[0], :squeezed[1]], weight_shape)
+  if expanded.get_shape().as_list() != squeezed:
+    # Edge blocks reach past the weight: crop (a copy; skipped otherwise,
+    # which keeps a 4096^2 update's peak memory at one mask, not two).
+    expanded = expanded[:squeezed[0], :squeezed[1]]
+  return tf.reshape(expanded, weight_shape)
 
 
 def block_mask(weights, gradients, block_dims, pooling, use_tpu, sparsity,
-               previous_threshold, method):
+               previous_threshold, method, previous_sparsity=None):
   """Block pruning: threshold the pooled blocks, expand back.
 
   Example: a 4x4 weight with 2x2 block averages [[0.1, 0.2], [0.3, 0.4]] at
@@ -167,13 +208,14 @@ def block_mask(weights, gradients, block_dims, pooling, use_tpu, sparsity,
   scores, dims = _pooled_scores(weights, gradients, block_dims, pooling,
                                 use_tpu)
   threshold, pooled_mask = threshold_and_mask(scores, sparsity,
-                                              previous_threshold, method)
+                                              previous_threshold, method,
+                                              previous_sparsity)
   return threshold, _expand_block_mask(pooled_mask, dims,
                                        weights.get_shape().as_list())
 
 
-def scheduled_m_by_n_mask(magnitudes, m_by_n, sparsity, target_sparsity,
-                          name, fallback):
+def scheduled_m_by_n_mask(weights, m_by_n, sparsity, target_sparsity,
+                          name, fallback, saliency=None):
   """N:M mask, reached gradually along the schedule.
 
   Each group of N consecutive input channels keeps N - z weights, with
@@ -182,19 +224,21 @@ def scheduled_m_by_n_mask(magnitudes, m_by_n, sparsity, target_sparsity,
   exactly M of every N survive; a constant schedule reaches M:N at once.
 
   Args:
-    magnitudes: saliency of the weight (|W| or |W| * g).
+    weights: the weight; ranked by |weights| unless `saliency` is given.
     m_by_n: the (M, N) pair.
     sparsity: scheduled sparsity tensor for this weight.
     target_sparsity: the schedule's final sparsity (a Python float).
     name: the weight's name, for the fallback warning.
     fallback: callable returning (threshold, mask) for unstructured pruning,
       used when the shape cannot hold N:M groups.
+    saliency: optional scores of `weights`' shape (e.g. |W| * g).
   """
   m, n = m_by_n
-  if not nm_sparsity.can_apply_m_by_n(magnitudes.get_shape(), n):
+  weights = tf.cast(weights, _compute_dtype(weights.dtype))
+  if not nm_sparsity.can_apply_m_by_n(weights.get_shape(), n):
     logging.warning('%s (shape %s) cannot be pruned %d:%d along its input '
                     'channels; falling back to unstructured pruning.', name,
-                    magnitudes.get_shape(), m, n)
+                    weights.get_shape(), m, n)
     return fallback()
   if target_sparsity > 0:
     done = tf.clip_by_value(tf.cast(sparsity, tf.float32) / target_sparsity,
@@ -205,18 +249,19 @@ def scheduled_m_by_n_mask(magnitudes, m_by_n, sparsity, target_sparsity,
 
   def keep(count):
     if count == n:
-      return lambda: tf.ones_like(magnitudes, dtype=tf.float32)
+      return lambda: tf.ones_like(weights, dtype=tf.float32)
     return lambda: tf.cast(
-        nm_sparsity.m_by_n_mask(magnitudes, count, n), tf.float32)
+        nm_sparsity.m_by_n_mask(weights, count, n, saliency), tf.float32)
 
   branches = [keep(n - z) for z in range(n - m + 1)]
   mask = tf.switch_case(tf.clip_by_value(zeros, 0, n - m), branches)
-  mask.set_shape(magnitudes.get_shape())
-  return tf.zeros([], magnitudes.dtype), mask
+  mask.set_shape(weights.get_shape())
+  return tf.zeros([], weights.dtype), mask
 
 
 def joint_masks(weights_list, gradients_list, block_dims, pooling, use_tpu,
-                sparsity, method, previous_threshold=0.0):
+                sparsity, method, previous_threshold=0.0,
+                previous_sparsity=None):
   """One threshold shared by a group of weights (google-research groups).
 
   The scores of all members (element-wise, or pooled when block_dims is not
@@ -234,6 +279,8 @@ def joint_masks(weights_list, gradients_list, block_dims, pooling, use_tpu,
     method: a ThresholdMethod.
     previous_threshold: the group's threshold before this update, smoothed
       into the new one with threshold_decay (histogram and sort).
+    previous_sparsity: the group's sparsity at the previous update (the
+      warm start's hint of how far the k-th value moved), or None.
 
   Returns:
     (threshold, [float32 mask per member]).
@@ -260,7 +307,7 @@ def joint_masks(weights_list, gradients_list, block_dims, pooling, use_tpu,
   flat = tf.concat([tf.reshape(tf.cast(s, dtype), [-1]) for s in scores],
                    axis=0)
   threshold, flat_mask = threshold_and_mask(flat, sparsity, previous_threshold,
-                                            method)
+                                            method, previous_sparsity)
   pieces = tf.split(flat_mask, [s.get_shape().num_elements() for s in scores])
   masks = []
   for piece, score, dim, weights in zip(pieces, scores, dims, weights_list):
