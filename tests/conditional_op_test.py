@@ -86,3 +86,28 @@ def test_meta_graph_round_trip_updates_and_strips(tmp_path):
   names = {node.name for node in stripped.node}
   assert 'layer/logits' in names and 'layer/mask' not in names
   assert not any(node.op in ('Switch', 'Merge') for node in stripped.node)
+
+
+def test_mask_update_op_builds_inside_a_v2_cond():
+  """Inside a control-flow-v2 branch (a FuncGraph) tensors are unhashable:
+  the update must not key anything on them."""
+  weights = np.random.default_rng(1).standard_normal((64, 64)).astype(
+      np.float32)
+  with tf.Graph().as_default():
+    step = tf.compat.v1.train.get_or_create_global_step()
+    with tf.compat.v1.variable_scope('layer') as scope:
+      kernel = tf.compat.v1.get_variable('weights', initializer=weights,
+                                         use_resource=True)
+      pruning.apply_mask(kernel, scope)
+    hparams = pruning.get_pruning_hparams().parse(
+        'threshold_method=sort,initial_sparsity=0.5,target_sparsity=0.5,'
+        'threshold_decay=0.0')
+    prune = pruning.Pruning(hparams, global_step=step)
+    update = tf.cond(tf.constant(True), prune.mask_update_op, tf.no_op)
+    [mask] = pruning.get_masks()
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      session.run(update)
+      np.testing.assert_array_equal(
+          session.run(mask), reference.magnitude_mask(weights, 0.5, 'sort',
+                                                      256)[1])

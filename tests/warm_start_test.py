@@ -189,3 +189,48 @@ def test_pruning_updates_match_the_oracle_as_weights_move(method, structure):
         else:
           np.testing.assert_array_equal(
               got, _expected_mask(weights, method, structure, sparsity))
+
+
+def _warm_predicates(graph):
+  """The `found` predicate of every warm-or-cold selection in `graph`."""
+  return [op.inputs[0] for op in graph.get_operations()
+          if 'warm_or_cold_selection' in op.name and
+          op.type in ('If', 'StatelessIf')]
+
+
+@pytest.mark.parametrize('method', _METHODS)
+def test_pruning_warm_start_follows_the_schedule(method):
+  """Between two updates 10 steps apart the schedule moves k by ~1% of the
+  ranks, ten times the band's own reach: Pruning tells the band how far
+  (from last_mask_update_step), so the update stays warm, and exact."""
+  rng = np.random.default_rng(2)
+  weights = rng.standard_normal((200, 200)).astype(np.float32)
+  with tf.Graph().as_default() as graph:
+    step = tf.compat.v1.train.get_or_create_global_step()
+    with tf.compat.v1.variable_scope('layer') as scope:
+      weight = tf.compat.v1.get_variable('weights', initializer=weights,
+                                         use_resource=True)
+      pruning.apply_mask(weight, scope)
+    hparams = pruning.get_pruning_hparams().parse(
+        'threshold_method=%s,initial_sparsity=0.1,target_sparsity=0.5,'
+        'threshold_decay=0.0,sparsity_function_end_step=1000,'
+        'pruning_frequency=10,seed=5' % method)
+    update = pruning.Pruning(hparams, global_step=step).mask_update_op()
+    [found] = _warm_predicates(graph)
+    [mask] = pruning.get_masks()
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      for global_step, warm in ((100, False), (110, True)):
+        session.run(step.assign(global_step))
+        was_warm, _ = session.run([found, update])
+        assert was_warm == warm
+        sparsity = reference.scheduled_sparsity(
+            global_step, begin_step=0, end_step=1000, initial=0.1,
+            target=0.5, exponent=3)
+        got = session.run(mask)
+        if method == 'exact':
+          assert np.count_nonzero(got) == reference.keep_count(
+              weights.size, sparsity)
+        else:
+          np.testing.assert_array_equal(
+              got, _expected_mask(weights, method, 'elementwise', sparsity))

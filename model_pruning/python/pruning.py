@@ -163,15 +163,18 @@ class Pruning:
     then guides the warm start); unused with an external sparsity tensor,
     whose past values are unknown.
     """
-    cache = {}
+    now, before = {}, {}
 
-    def sparsity_for(target, at=step):
-      if (target, at) not in cache:
-        cache[(target, at)] = self._sparsity_at(at, target)
-      return cache[(target, at)]
+    def cached(cache, at, target):
+      if target not in cache:
+        cache[target] = self._sparsity_at(at, target)
+      return cache[target]
+
+    def sparsity_for(target):
+      return cached(now, step, target)
 
     def previous_sparsity_for(target):
-      return sparsity_for(target, at=previous_step)
+      return cached(before, previous_step, target)
 
     spec = self._spec
     method = saliency_masks.ThresholdMethod(

@@ -243,10 +243,11 @@ def warm_band(values, k, hint, extra_width=0.0, finite=False, shift=None):
 
   h = `hint` is the previous threshold, `shift` (optional) = k - k_prev, how
   many ranks the schedule moved the k-th value since h was the k_prev-th.
-  The band [low, high] spans at least [h, h + extra_width] and, read off a
-  sample (`_sample_reach`), about _WARM_RANK_FRACTION of the ranks either
-  side of h plus the shift and its sampling error (so it holds the new k-th value when at most that
-  share of values crossed it since, at any threshold size, even near 0).
+  The band [low, high] reaches, read off a sample (`_sample_reach`), about
+  _WARM_RANK_FRACTION of the ranks either side of h, plus the shift and its
+  sampling error, and its upper end extra_width further (so it holds the
+  new k-th value when at most that share of values crossed it since, at
+  any threshold size, even near 0).
   One pass: `above` counts the values above `high`, `band` holds those
   inside, `rank` = k - above is the k-th largest's rank within the band, and
   `found` says the band holds it (and low > 0, high finite). Finish with
@@ -277,8 +278,10 @@ def warm_band(values, k, hint, extra_width=0.0, finite=False, shift=None):
                                 down).values[down - 1]
   low = tf.minimum(hint, tf.where(nearest_below > -inf, nearest_below,
                                   hint / 2))
-  high = tf.maximum(hint + tf.cast(extra_width, dtype),
-                    tf.where(nearest_above < inf, nearest_above, 2 * hint))
+  # `extra_width` on top: the k_prev-th value itself may lie up to that far
+  # above h (a histogram threshold is a bin edge below it).
+  high = tf.maximum(hint, tf.where(nearest_above < inf, nearest_above,
+                                   2 * hint)) + tf.cast(extra_width, dtype)
   # Fewer chunks than the cold pass: the warm pass is built next to it, and
   # a huge weight's graph stays small (a few hundred ops, not thousands).
   above, band = _band_pass(_split(values, _WARM_MAX_CHUNKS), low, high)
