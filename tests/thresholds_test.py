@@ -198,3 +198,31 @@ def test_count_large_matches_numpy(size):
     count = thresholds._count_large(tf.constant(condition))  # pylint: disable=protected-access
     with tf.compat.v1.Session() as session:
       assert session.run(count) == np.count_nonzero(condition)
+
+
+def test_same_bin_as_kth_finds_the_kth_values_bin_without_sorting():
+  """Against numpy: the bin of the rank-th largest, for every rank, with
+  values exactly on bin edges and repeated values."""
+  nbins, max_value = 16, 3.2
+  rng = np.random.default_rng(7)
+  edges = (np.arange(nbins) * max_value / nbins).astype(np.float32)
+  band = np.concatenate([rng.uniform(0.0, max_value, 200), edges, edges[:5],
+                         [max_value]]).astype(np.float32)
+
+  def numpy_bin(value):  # as histogram_bin: float64 of the float32 maximum
+    return min(max(np.floor(np.float64(value) * nbins /
+                            np.float64(np.float32(max_value))), 0.0),
+               nbins - 1)
+
+  ordered = np.sort(band)[::-1]
+  ranks = list(range(1, band.size + 1))
+  with tf.Graph().as_default():
+    rank = tf.compat.v1.placeholder(tf.int32, [])
+    value = thresholds.same_bin_as_kth(tf.constant(band), rank,
+                                       tf.constant(max_value, tf.float32),
+                                       nbins)
+    with tf.compat.v1.Session() as session:
+      got = [session.run(value, {rank: r}) for r in ranks]
+  for r, v in zip(ranks, got):
+    assert v in band
+    assert numpy_bin(v) == numpy_bin(ordered[r - 1]), r

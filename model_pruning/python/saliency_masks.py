@@ -79,7 +79,8 @@ def _warm_hint(previous_threshold, size):
   return previous_threshold
 
 
-def _select(raw, k, hint, cleaned=None, extra_width=0.0, shift=None):
+def _select(raw, k, hint, cleaned=None, extra_width=0.0, shift=None,
+            in_band=None):
   """(values, kth, above, at): the k-th largest of the cleaned `raw`.
 
   `values` is what the mask compares: `raw` itself when the warm band held
@@ -87,6 +88,8 @@ def _select(raw, k, hint, cleaned=None, extra_width=0.0, shift=None):
   values then, since theta > 0), else the cleaned values. `cleaned`, when
   given, is `_finite(raw)` already built (and then `raw` is not used).
   `shift`: k - k_prev, the ranks the schedule moved k since the hint.
+  `in_band(band, rank)`, when given, replaces the warm path's k-th value by
+  one its caller finds equivalent (then `above` and `at` are not computed).
   """
   def cold():
     values = _finite(raw) if cleaned is None else cleaned
@@ -97,10 +100,13 @@ def _select(raw, k, hint, cleaned=None, extra_width=0.0, shift=None):
   values = raw if cleaned is None else cleaned
   band, rank, above, found = thresholds.warm_band(
       values, k, hint, extra_width, finite=cleaned is not None, shift=shift)
-  return tf.cond(
-      found, lambda: (values,) + tuple(thresholds.kth_in_band(band, rank,
-                                                              above)),
-      cold, name='warm_or_cold_selection')
+
+  def warm():
+    if in_band is None:
+      return (values,) + tuple(thresholds.kth_in_band(band, rank, above))
+    return values, in_band(band, rank), above, tf.constant(0)
+
+  return tf.cond(found, warm, cold, name='warm_or_cold_selection')
 
 
 def _exact_keep(size, sparsity):
@@ -149,9 +155,11 @@ def threshold_and_mask(magnitudes, sparsity, previous_threshold, method,
     # The bin width needs the maximum of the cleaned values: clean first.
     values, max_value = _finite_and_max(raw)
     count_below = thresholds.histogram_rank(size, sparsity)[1]
-    values, kth, _, _ = _select(raw, k, hint, cleaned=values,
-                                extra_width=max_value / method.nbins,
-                                shift=shift)
+    # Warm, only the k-th value's bin matters: found without sorting.
+    values, kth, _, _ = _select(
+        raw, k, hint, cleaned=values, extra_width=max_value / method.nbins,
+        shift=shift, in_band=lambda band, rank: thresholds.same_bin_as_kth(
+            band, rank, max_value, method.nbins))
     threshold = _smooth(
         thresholds.histogram_from_kth(kth, max_value, count_below,
                                       method.nbins),

@@ -328,18 +328,43 @@ def histogram_rank(size, sparsity):
   return tf.clip_by_value(size - count_below + 1, 1, size), count_below
 
 
+def histogram_bin(values, max_value, nbins):
+  """Bin index of each value: floor(v * nbins / max) in float64, clipped to
+  [0, nbins - 1] (max <= 0 counts as 1)."""
+  # Bin in float64, rounded once, so that no rewrite of a division by a
+  # constant into a multiplication can move a value that sits exactly on a
+  # bin edge.
+  max64 = tf.cast(max_value, tf.float64)
+  safe_max = tf.where(max64 > 0, max64, tf.ones([], tf.float64))
+  return tf.clip_by_value(
+      tf.floor(tf.cast(values, tf.float64) * nbins / safe_max), 0.0,
+      float(nbins - 1))
+
+
 def histogram_from_kth(kth, max_value, count_below, nbins):
   """theta = (floor(kth * nbins / max) / nbins) * max, 0 when c* = 0."""
   dtype = kth.dtype
-  # Bin and threshold in float64, rounded once, so that no rewrite of a
-  # division by a constant into a multiplication can move a value that sits
-  # exactly on a bin edge.
-  kth64, max64 = tf.cast(kth, tf.float64), tf.cast(max_value, tf.float64)
-  safe_max = tf.where(max64 > 0, max64, tf.ones([], tf.float64))
-  bin_index = tf.clip_by_value(tf.floor(kth64 * nbins / safe_max), 0.0,
-                               float(nbins - 1))
-  threshold = tf.cast(bin_index * max64 / nbins, dtype)
+  bin_index = histogram_bin(kth, max_value, nbins)
+  threshold = tf.cast(bin_index * tf.cast(max_value, tf.float64) / nbins,
+                      dtype)
   return tf.where(count_below > 0, threshold, tf.zeros([], dtype))
+
+
+def same_bin_as_kth(band, rank, max_value, nbins):
+  """A value of `band` in the histogram bin of its rank-th largest.
+
+  The histogram threshold depends on the k-th value only through its bin,
+  and bins are monotone in the value, so counting the band per bin (from
+  the top) finds that bin without sorting the band: the smallest band value
+  in it has the same bin by the same formula (`histogram_bin`).
+  """
+  bins = tf.cast(histogram_bin(band, max_value, nbins), tf.int32)
+  counts = tf.math.bincount(bins, minlength=nbins, maxlength=nbins,
+                            dtype=tf.int32)
+  from_top = tf.cumsum(counts, reverse=True)
+  kth_bin = _count(from_top >= rank) - 1
+  return tf.reduce_min(tf.where(tf.equal(bins, kth_bin), band,
+                                tf.constant(math.inf, band.dtype)))
 
 
 def histogram_threshold(magnitudes, sparsity, nbins):
