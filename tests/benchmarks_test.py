@@ -56,13 +56,19 @@ def test_mask_update_benchmark_writes_rows_with_floors(tmp_path):
 def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   report = _run_benchmark('training_overhead_benchmark',
                           tmp_path / 'train.json', '--models=mlp',
-                          '--frequencies=0,1', '--window=2', '--repeats=1',
+                          '--frequencies=0,1,10', '--window=2', '--repeats=1',
                           '--warmup=0', '--batch_size=4',
                           '--driver=%s' % driver)
   assert report['driver'] == driver
   rows = report['rows']
-  assert [r['pruning_frequency'] for r in rows] == [0, 1]
-  assert rows[1]['target_pct'] == 15.0 and rows[0]['target_pct'] is None
+  assert [r['pruning_frequency'] for r in rows] == [0, 1, 10]
+  masks_only, every_step, tenth = rows
+  assert masks_only['target'] is None and masks_only['met'] is None
+  assert every_step['target'] == '<= +20%'
+  assert every_step['met'] == (every_step['overhead_pct'] <= 20.0)
+  assert tenth['points_over_masks_only'] == pytest.approx(
+      tenth['overhead_pct'] - masks_only['overhead_pct'])
+  assert tenth['met'] == (tenth['points_over_masks_only'] <= 1.0)
   for row in rows:
     assert row['ratio'] == pytest.approx(row['pruned_ms'] / row['unpruned_ms'])
 
