@@ -200,8 +200,7 @@ def _expand_block_mask(block_mask_, dims, weight_shape):
   squeezed = [d for d in weight_shape if d != 1]
   expanded = pruning_utils.expand_tensor(block_mask_, dims)
   if expanded.get_shape().as_list() != squeezed:
-    # Edge blocks reach past the weight: crop (a copy; skipped otherwise,
-    # which keeps a 4096^2 update's peak memory at one mask, not two).
+    # Edge blocks reach past the weight: crop (a copy, so only then).
     expanded = expanded[:squeezed[0], :squeezed[1]]
   return tf.reshape(expanded, weight_shape)
 
