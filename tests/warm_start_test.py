@@ -138,6 +138,16 @@ def _expected_mask(weights, method, structure, sparsity):
   return reference.magnitude_mask(weights, sparsity, method, 256)[1]
 
 
+def _masked_layer(weights):
+  """(global step, weight variable holding `weights`, masked by apply_mask)."""
+  step = tf.compat.v1.train.get_or_create_global_step()
+  with tf.compat.v1.variable_scope('layer') as scope:
+    weight = tf.compat.v1.get_variable('weights', initializer=weights,
+                                       use_resource=True)
+    pruning.apply_mask(weight, scope)
+  return step, weight
+
+
 @pytest.mark.parametrize('structure', ['elementwise', 'block4x4', '2:4'])
 @pytest.mark.parametrize('method', _METHODS)
 def test_pruning_updates_match_the_oracle_as_weights_move(method, structure):
@@ -148,11 +158,7 @@ def test_pruning_updates_match_the_oracle_as_weights_move(method, structure):
   extra = {'block4x4': ',block_height=4,block_width=4',
            '2:4': ',sparsity_m_by_n=2:4'}.get(structure, '')
   with tf.Graph().as_default():
-    step = tf.compat.v1.train.get_or_create_global_step()
-    with tf.compat.v1.variable_scope('layer') as scope:
-      weight = tf.compat.v1.get_variable('weights', initializer=weights,
-                                         use_resource=True)
-      pruning.apply_mask(weight, scope)
+    step, weight = _masked_layer(weights)
     hparams = pruning.get_pruning_hparams().parse(
         'threshold_method=%s,initial_sparsity=0.1,target_sparsity=0.5,'
         'threshold_decay=0.0,sparsity_function_end_step=100,seed=5%s'
@@ -206,11 +212,7 @@ def test_pruning_warm_start_follows_the_schedule(method):
   rng = np.random.default_rng(2)
   weights = rng.standard_normal((200, 200)).astype(np.float32)
   with tf.Graph().as_default() as graph:
-    step = tf.compat.v1.train.get_or_create_global_step()
-    with tf.compat.v1.variable_scope('layer') as scope:
-      weight = tf.compat.v1.get_variable('weights', initializer=weights,
-                                         use_resource=True)
-      pruning.apply_mask(weight, scope)
+    step, _ = _masked_layer(weights)
     hparams = pruning.get_pruning_hparams().parse(
         'threshold_method=%s,initial_sparsity=0.1,target_sparsity=0.5,'
         'threshold_decay=0.0,sparsity_function_end_step=1000,'
