@@ -1,29 +1,32 @@
 """The TF1-style conditional mask update saves, restores and strips.
 
 `Pruning.conditional_mask_update_op` is built with TF1 control flow
-(Switch/Merge) because its not-due path is the cheapest
-(`benchmarks/conditional_op_benchmark.py`). The graph must still behave as
-before: update only on due steps, survive a checkpoint and meta-graph round
-trip (the imported op still updates), and strip to a graph without pruning
-variables.
+(Switch/Merge) whose branch is one never-inlined function call, because that
+not-due path is the cheapest (`benchmarks/conditional_op_benchmark.py`).
+Ref variables and variables on another task keep the update ops inline. The
+graph must still behave as before: update only on due steps, survive a
+checkpoint and meta-graph round trip (the imported op still updates), and
+strip to a graph without pruning variables.
 """
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from model_pruning.python import mask_updates
 from model_pruning.python import pruning
 from model_pruning.python import strip_pruning_vars_lib
 from tests import reference
 
 
-def _build(weights):
+def _build(weights, use_resource=True):
   step = tf.compat.v1.train.get_or_create_global_step()
   inputs = tf.compat.v1.placeholder(tf.float32, [None, weights.shape[0]],
                                     name='inputs')
-  with tf.compat.v1.variable_scope('layer') as scope:
-    kernel = tf.compat.v1.get_variable('weights', initializer=weights,
-                                       use_resource=True)
+  # The scope's use_resource also makes the mask and threshold variables.
+  with tf.compat.v1.variable_scope('layer',
+                                   use_resource=use_resource) as scope:
+    kernel = tf.compat.v1.get_variable('weights', initializer=weights)
     tf.identity(tf.matmul(inputs, pruning.apply_mask(kernel, scope)),
                 name='logits')
   hparams = pruning.get_pruning_hparams().parse(
@@ -34,26 +37,73 @@ def _build(weights):
   return step, update
 
 
-def test_conditional_op_is_tf1_control_flow_and_fires_when_due():
+def _update_types(graph):
+  return {op.type for op in graph.get_operations()
+          if 'conditional_mask_update' in op.name}
+
+
+def _pruning_ops_inline(graph):
+  return [op.name for op in graph.get_operations()
+          if '_pruning_ops/' in op.name]
+
+
+def _fires_when_due(weights, step, update, mask):
+  with tf.compat.v1.Session() as session:
+    session.run(tf.compat.v1.global_variables_initializer())
+    session.run(step.assign(5))
+    session.run(update)  # Not due: last update 0, frequency 10.
+    assert np.all(session.run(mask) == 1.0)
+    session.run(step.assign(10))
+    session.run(update)
+    np.testing.assert_array_equal(
+        session.run(mask), reference.magnitude_mask(weights, 0.5, 'sort')[1])
+
+
+def test_conditional_op_is_one_call_in_a_tf1_cond_and_fires_when_due():
   weights = np.random.default_rng(0).standard_normal((64, 64)).astype(
       np.float32)
   with tf.Graph().as_default() as graph:
     step, update = _build(weights)
-    types = {op.type for op in graph.get_operations()
-             if 'conditional_mask_update' in op.name}
-    assert 'Switch' in types and 'Merge' in types
+    types = _update_types(graph)
+    assert {'Switch', 'Merge', 'StatefulPartitionedCall'} <= types
     assert not types & {'If', 'StatelessIf'}
-    [mask] = pruning.get_masks()
-    with tf.compat.v1.Session() as session:
-      session.run(tf.compat.v1.global_variables_initializer())
-      session.run(step.assign(5))
-      session.run(update)  # Not due: last update 0, frequency 10.
-      assert np.all(session.run(mask) == 1.0)
-      session.run(step.assign(10))
-      session.run(update)
-      np.testing.assert_array_equal(session.run(mask),
-                                    reference.magnitude_mask(weights, 0.5, 'sort')[1])
+    # The dead branch is the call alone: no update op sits in the graph.
+    assert not _pruning_ops_inline(graph)
+    [call] = [op for op in graph.get_operations()
+              if op.type == 'StatefulPartitionedCall']
+    function = graph.as_graph_def().library.function
+    [body] = [f for f in function if f.signature.name ==
+              call.get_attr('f').name]
+    assert body.attr['_noinline'].b  # Else the session inlines it again.
+    _fires_when_due(weights, step, update, pruning.get_masks()[0])
   assert tf.compat.v1.control_flow_v2_enabled()  # Restored after the build.
+
+
+def test_ref_variables_keep_the_update_inline_and_fire_when_due():
+  weights = np.random.default_rng(2).standard_normal((64, 64)).astype(
+      np.float32)
+  with tf.Graph().as_default() as graph:
+    step, update = _build(weights, use_resource=False)
+    [mask] = pruning.get_masks()
+    assert mask.dtype != mask.dtype.base_dtype  # A ref variable.
+    types = _update_types(graph)
+    assert {'Switch', 'Merge'} <= types and 'StatefulPartitionedCall' not in types
+    assert _pruning_ops_inline(graph)
+    _fires_when_due(weights, step, update, mask)
+
+
+def test_runs_in_one_call_only_for_local_resource_variables():
+  with tf.Graph().as_default():
+    local = tf.compat.v1.get_variable('local', [2], use_resource=True)
+    ref = tf.compat.v1.get_variable('ref', [2], use_resource=False)
+    with tf.device('/job:ps/task:0'):
+      remote = tf.compat.v1.get_variable('remote', [2], use_resource=True)
+    with tf.device('/job:localhost/replica:0/task:0/device:CPU:0'):
+      here = tf.compat.v1.get_variable('here', [2], use_resource=True)
+    tensor = tf.constant(1.0)
+    assert mask_updates.runs_in_one_call([local, here, tensor, 0.5])
+    assert not mask_updates.runs_in_one_call([local, ref])
+    assert not mask_updates.runs_in_one_call([remote, local])
 
 
 def test_meta_graph_round_trip_updates_and_strips(tmp_path):

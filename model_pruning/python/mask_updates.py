@@ -105,18 +105,57 @@ def _tf1_control_flow():
       tf.compat.v1.enable_control_flow_v2()
 
 
-def conditional(pred, true_fn, name):
-  """`true_fn()` when `pred`, else nothing: a TF1-style (Switch/Merge) cond.
+def runs_in_one_call(values):
+  """True when one function call may read and assign all of `values`.
 
-  The not-taken branch of a TF1 cond costs a Switch and a Merge; control flow
-  v2 builds an `If` op whose function machinery runs every step, about 3% of
-  an MLP step in `benchmarks/conditional_op_benchmark.py` (TF1: within the
-  noise). The graph still exports, imports and strips as before. Inside a
-  `tf.function` (a FuncGraph) TensorFlow builds v2 control flow regardless.
+  A session hands a function only resource variables of its own task: ref
+  variables (TF1's `disable_resource_variables`) cannot be assigned inside
+  one, and a resource on another task (`/job:ps`) fails there unless the
+  session shares cluster devices. Tensors of this task pass as inputs.
+  """
+  for value in values:
+    if not hasattr(value, 'dtype'):
+      continue  # A Python number becomes a constant inside the function.
+    dtype = tf.as_dtype(value.dtype)
+    if dtype != dtype.base_dtype:
+      return False
+    job = tf.DeviceSpec.from_string(getattr(value, 'device', '') or '').job
+    if job not in (None, 'localhost'):
+      return False
+  return True
+
+
+def _one_call(body, name):
+  """`body()` as a single function-call op that the session never inlines.
+
+  A dead TF1 branch costs the executor a visit per op in it; with the branch
+  one call op, the not-taken path is a Switch, the call and a Merge.
+  """
+  def traced():
+    with tf.control_dependencies([body()]):
+      return tf.constant(True, name='done')
+
+  function = tf.function(traced, autograph=False,
+                         experimental_attributes={'_noinline': True})
+  with tf.compat.v1.name_scope(name):
+    return function().op
+
+
+def conditional(pred, true_fn, name, one_call=False):
+  """`true_fn()` when `pred`, else nothing: a TF1 (Switch/Merge) cond.
+
+  A step with `pred` false still costs the executor a visit per op of the
+  dead branch: ~2% of an MLP step with the update ops inline. With
+  `one_call` (the caller checked `runs_in_one_call`) the branch is one call
+  of a function holding them, and a false step pays a Switch, one dead op
+  and a Merge: within the noise of no update op at all
+  (`benchmarks/conditional_op_benchmark.py`). An `If` op (control flow v2)
+  costs ~1.5-3%; inside a `tf.function` TensorFlow builds one regardless.
 
   Returns:
     An Operation named `name` (a TF1 cond itself ends in a Merge tensor).
   """
+  branch = (lambda: _one_call(true_fn, name)) if one_call else true_fn
   with _tf1_control_flow():
-    merged = tf.compat.v1.cond(pred, true_fn, tf.no_op, name=name + '_cond')
+    merged = tf.compat.v1.cond(pred, branch, tf.no_op, name=name + '_cond')
   return tf.group(merged, name=name)

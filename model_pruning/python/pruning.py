@@ -187,6 +187,21 @@ class Pruning:
         use_gradient=self.use_gradient(), spec=spec,
         previous_sparsity_for=previous_sparsity_for if known_past else None)
 
+  def _update_inputs(self):
+    """Every variable (partitions apart) or tensor an update reads or sets."""
+    values = [self._global_step, self._last_update_step,
+              self._last_gradient_update_step, self._external_sparsity]
+    for record in self.records():
+      values += [record.mask, record.threshold, record.weight,
+                 record.gradient, record.old_weight, record.old_old_weight]
+    parts = []
+    for value in values:
+      if pruning_variables.is_partitioned(value):
+        parts.extend(value)
+      elif value is not None:
+        parts.append(value)
+    return parts
+
   def records(self):
     """The WeightRecords, with weights registered since construction added."""
     self._records += weight_records.resolve(
@@ -242,8 +257,9 @@ class Pruning:
       step = self._step_tensor(_read_now(self._global_step))
       is_due = self._schedule.is_update_step_tensor(
           step, self._last_update_step.read_value())
-      return mask_updates.conditional(is_due, self.mask_update_op,
-                                      name='conditional_mask_update')
+      return mask_updates.conditional(
+          is_due, self.mask_update_op, name='conditional_mask_update',
+          one_call=mask_updates.runs_in_one_call(self._update_inputs()))
 
   # google-research's gradient ops ---------------------------------------------
 
@@ -283,9 +299,10 @@ class Pruning:
     """Runs `gradient_update_op` at every step inside the pruning window."""
     with tf.compat.v1.name_scope(self._name_scope):
       step = self._step_tensor(_read_now(self._global_step))
-      return mask_updates.conditional(self._schedule.in_window_tensor(step),
-                                      self.gradient_update_op,
-                                      name='conditional_gradient_update')
+      return mask_updates.conditional(
+          self._schedule.in_window_tensor(step), self.gradient_update_op,
+          name='conditional_gradient_update',
+          one_call=mask_updates.runs_in_one_call(self._update_inputs()))
 
   # Reporting ------------------------------------------------------------------
 
