@@ -161,3 +161,32 @@ def test_mask_update_op_builds_inside_a_v2_cond():
       np.testing.assert_array_equal(
           session.run(mask), reference.magnitude_mask(weights, 0.5, 'sort',
                                                       256)[1])
+
+
+def test_conditional_op_builds_and_fires_inside_a_tf_function():
+  """Inside a FuncGraph the cond is an `If` whose branch calls the update."""
+  weights = np.random.default_rng(3).standard_normal((64, 64)).astype(
+      np.float32)
+  with tf.Graph().as_default() as graph:
+    step = tf.compat.v1.train.get_or_create_global_step()
+    with tf.compat.v1.variable_scope('layer') as scope:
+      kernel = tf.compat.v1.get_variable('weights', initializer=weights)
+      pruning.apply_mask(kernel, scope)
+    prune = pruning.Pruning(pruning.get_pruning_hparams().parse(
+        'threshold_method=sort,initial_sparsity=0.5,target_sparsity=0.5,'
+        'threshold_decay=0.0,pruning_frequency=10'), global_step=step)
+
+    @tf.function(autograph=False)
+    def update():
+      prune.conditional_mask_update_op()
+
+    update()
+    [call] = [op for op in graph.get_operations()
+              if op.type == 'StatefulPartitionedCall']
+    [mask] = pruning.get_masks()
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      session.run(step.assign(10))
+      session.run(call)
+      np.testing.assert_array_equal(
+          session.run(mask), reference.magnitude_mask(weights, 0.5, 'sort')[1])
