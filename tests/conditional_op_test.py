@@ -136,6 +136,7 @@ def test_meta_graph_round_trip_updates_and_strips(tmp_path):
   names = {node.name for node in stripped.node}
   assert 'layer/logits' in names and 'layer/mask' not in names
   assert not any(node.op in ('Switch', 'Merge') for node in stripped.node)
+  assert not stripped.library.function  # The update's function is dropped.
 
 
 def test_mask_update_op_builds_inside_a_v2_cond():
