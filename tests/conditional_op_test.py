@@ -92,6 +92,20 @@ def test_ref_variables_keep_the_update_inline_and_fire_when_due():
     _fires_when_due(weights, step, update, mask)
 
 
+def test_variables_on_a_ps_task_keep_the_update_inline():
+  """A TF1 session cannot hand a ps task's resource to a function call."""
+  weights = np.random.default_rng(4).standard_normal((64, 64)).astype(
+      np.float32)
+  with tf.Graph().as_default() as graph:
+    with tf.compat.v1.device(
+        tf.compat.v1.train.replica_device_setter(ps_tasks=1)):
+      _build(weights)
+    [mask] = pruning.get_masks()
+    assert mask.device.startswith('/job:ps')
+    assert 'StatefulPartitionedCall' not in _update_types(graph)
+    assert _pruning_ops_inline(graph)
+
+
 def test_runs_in_one_call_only_for_local_resource_variables():
   with tf.Graph().as_default():
     local = tf.compat.v1.get_variable('local', [2], use_resource=True)
