@@ -19,7 +19,9 @@ from model_pruning.python import strip_pruning_vars_lib
 from tests import reference
 
 
-def _build(weights, use_resource=True):
+def _masked_layer_pruning(weights, use_resource=True):
+  """(step, Pruning) of one masked layer ('layer/logits'): sort, sparsity
+  0.5 from the start, an update due every 10 steps."""
   step = tf.compat.v1.train.get_or_create_global_step()
   inputs = tf.compat.v1.placeholder(tf.float32, [None, weights.shape[0]],
                                     name='inputs')
@@ -32,9 +34,12 @@ def _build(weights, use_resource=True):
   hparams = pruning.get_pruning_hparams().parse(
       'threshold_method=sort,initial_sparsity=0.5,target_sparsity=0.5,'
       'threshold_decay=0.0,pruning_frequency=10,begin_pruning_step=0')
-  update = pruning.Pruning(hparams, global_step=step
-                           ).conditional_mask_update_op()
-  return step, update
+  return step, pruning.Pruning(hparams, global_step=step)
+
+
+def _build(weights, use_resource=True):
+  step, prune = _masked_layer_pruning(weights, use_resource)
+  return step, prune.conditional_mask_update_op()
 
 
 def _update_types(graph):
@@ -159,15 +164,7 @@ def test_mask_update_op_builds_inside_a_v2_cond():
   weights = np.random.default_rng(1).standard_normal((64, 64)).astype(
       np.float32)
   with tf.Graph().as_default():
-    step = tf.compat.v1.train.get_or_create_global_step()
-    with tf.compat.v1.variable_scope('layer') as scope:
-      kernel = tf.compat.v1.get_variable('weights', initializer=weights,
-                                         use_resource=True)
-      pruning.apply_mask(kernel, scope)
-    hparams = pruning.get_pruning_hparams().parse(
-        'threshold_method=sort,initial_sparsity=0.5,target_sparsity=0.5,'
-        'threshold_decay=0.0')
-    prune = pruning.Pruning(hparams, global_step=step)
+    _, prune = _masked_layer_pruning(weights)
     update = tf.cond(tf.constant(True), prune.mask_update_op, tf.no_op)
     [mask] = pruning.get_masks()
     with tf.compat.v1.Session() as session:
@@ -183,13 +180,7 @@ def test_conditional_op_builds_and_fires_inside_a_tf_function():
   weights = np.random.default_rng(3).standard_normal((64, 64)).astype(
       np.float32)
   with tf.Graph().as_default() as graph:
-    step = tf.compat.v1.train.get_or_create_global_step()
-    with tf.compat.v1.variable_scope('layer') as scope:
-      kernel = tf.compat.v1.get_variable('weights', initializer=weights)
-      pruning.apply_mask(kernel, scope)
-    prune = pruning.Pruning(pruning.get_pruning_hparams().parse(
-        'threshold_method=sort,initial_sparsity=0.5,target_sparsity=0.5,'
-        'threshold_decay=0.0,pruning_frequency=10'), global_step=step)
+    step, prune = _masked_layer_pruning(weights)
 
     @tf.function(autograph=False)
     def update():

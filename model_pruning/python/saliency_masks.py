@@ -113,12 +113,15 @@ def _exact_keep(size, sparsity):
   return thresholds.exact_rank(size, thresholds.keep_count(size, sparsity))
 
 
-# The rank k of the k-th largest each method selects, from (N, sparsity).
-_SELECTED_RANK = {
-    'exact': lambda size, s: tf.maximum(_exact_keep(size, s), 1),
-    'sort': thresholds.sort_rank,
-    'histogram': lambda size, s: thresholds.histogram_rank(size, s)[0],
-}
+def _selected_rank(method_name, size, sparsity):
+  """(k, detail): the rank of the k-th largest the method selects, and what
+  its mask needs besides: exact's keep count, histogram's c*, sort None."""
+  if method_name == 'exact':
+    keep = _exact_keep(size, sparsity)
+    return tf.maximum(keep, 1), keep
+  if method_name == 'sort':
+    return thresholds.sort_rank(size, sparsity), None
+  return thresholds.histogram_rank(size, sparsity)
 
 
 def threshold_and_mask(magnitudes, sparsity, previous_threshold, method,
@@ -137,16 +140,14 @@ def threshold_and_mask(magnitudes, sparsity, previous_threshold, method,
   raw = tf.reshape(magnitudes, [-1])
   size = shape.num_elements()
   hint = _warm_hint(previous_threshold, size)
-  rank_of = _SELECTED_RANK[method.name]
-  k = rank_of(size, sparsity)
+  k, detail = _selected_rank(method.name, size, sparsity)
   shift = None
   if hint is not None and previous_sparsity is not None:
-    shift = k - rank_of(size, previous_sparsity)
+    shift = k - _selected_rank(method.name, size, previous_sparsity)[0]
   if method.name == 'exact':
     values, kth, above, at = _select(raw, k, hint, shift=shift)
     threshold, mask = thresholds.exact_mask_from_kth(
-        values, _exact_keep(size, sparsity), (kth, above, at), method.seed,
-        method.step)
+        values, detail, (kth, above, at), method.seed, method.step)
   elif method.name == 'sort':
     values, kth, _, _ = _select(raw, k, hint, shift=shift)
     threshold = _smooth(kth, previous_threshold, method.decay)
@@ -154,7 +155,7 @@ def threshold_and_mask(magnitudes, sparsity, previous_threshold, method,
   else:
     # The bin width needs the maximum of the cleaned values: clean first.
     values, max_value = _finite_and_max(raw)
-    count_below = thresholds.histogram_rank(size, sparsity)[1]
+    count_below = detail
     # Warm, only the k-th value's bin matters: found without sorting.
     values, kth, _, _ = _select(
         raw, k, hint, cleaned=values, extra_width=max_value / method.nbins,

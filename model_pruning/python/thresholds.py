@@ -222,8 +222,8 @@ def _sample_reach(shift, size, sample_size):
   moved a little since the last update cross), plus, on the side the
   schedule moved the k-th value to, the `shift` = k_new - k_prev ranks it
   moved (k falls as sparsity rises, so the threshold rises: reach up).
-  At most _WARM_MAX_REACH of the sample either side: a longer move is left
-  to the cold path.
+  At most 1 / _WARM_MAX_REACH_DIVISOR of the sample either side: a longer
+  move is left to the cold path.
   """
   reach = max(2, int(round(_WARM_RANK_FRACTION * sample_size)))
   limit = max(reach, sample_size // _WARM_MAX_REACH_DIVISOR)
