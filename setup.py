@@ -27,6 +27,9 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["model_pruning", "model_pruning.*"]),
+    # The fused kernels' source: model_pruning builds it on first use
+    # (native_kernels; needs g++ or $CXX, else TensorFlow ops run instead).
+    package_data={"model_pruning.python": ["native/*.cc"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow-cpu==2.21.0; platform_machine == 'x86_64' or platform_machine == 'AMD64'",

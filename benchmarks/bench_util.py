@@ -12,6 +12,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from model_pruning.python import native_kernels
+
 
 def median_ms(fn, repeats, warmup, setup=None):
   """Median wall time of `fn()` in milliseconds, after `warmup` calls.
@@ -121,8 +123,11 @@ def report(benchmark, columns, rows, before, output, **settings):
   """
   print_table(columns, rows)
   load_after = machine()['load_average']
-  print('machine: %s, %d cores, load %s -> %s' % (
-      before['cpu'], before['cores'], before['load_average'], load_after))
+  kernels = native_kernels.pipeline()
+  print('machine: %s, %d cores, load %s -> %s; mask updates: %s' % (
+      before['cpu'], before['cores'], before['load_average'], load_after,
+      kernels))
   if output:
     write_json(output, dict(settings, benchmark=benchmark, machine=before,
+                            mask_kernels=kernels,
                             load_average_after=load_after, rows=rows))

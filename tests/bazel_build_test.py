@@ -44,7 +44,7 @@ class _Rules:
 def _load_build():
   rules = _Rules()
   names = {kind: rules.rule(kind) for kind in (
-      'py_library', 'py_binary', 'py_test', 'filegroup')}
+      'py_library', 'py_binary', 'py_test', 'filegroup', 'genrule')}
   names.update(glob=rules.glob, package=lambda **kwargs: None)
   with open(os.path.join(_REPO_ROOT, 'BUILD'), encoding='utf-8') as build:
     exec(compile(build.read(), 'BUILD', 'exec'), names)  # pylint: disable=exec-used

@@ -6,11 +6,16 @@ cold selection. Both must give exactly what the numpy oracles give, for every
 threshold method, for blocks and for N:M, on data with ties, NaN and Inf,
 and across updates between which the weights moved a little (as in
 training) or the schedule moved the sparsity.
+
+The warm start belongs to the TensorFlow-op pipeline, which runs where the
+native kernels are off or unavailable: every test here builds with them off
+(tests/native_kernels_test.py checks the kernels against the same oracles).
 """
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from model_pruning.python import native_kernels
 from model_pruning.python import pruning
 from model_pruning.python import saliency_masks
 from model_pruning.python import thresholds
@@ -22,6 +27,12 @@ _CHUNKED = dict(_CHUNK_SIZE=4096, _FULL_SORT_MAX_SIZE=256,
                 _INNER_SAMPLE_SIZE=64)
 _SIZE = 20000
 _METHODS = ['histogram', 'sort', 'exact']
+
+
+@pytest.fixture(autouse=True)
+def _tf_op_pipeline():
+  with native_kernels.disabled():
+    yield
 
 
 def _run(build, *feeds):

@@ -55,8 +55,8 @@ def new_threshold_and_mask(record, context):
                                                       settings.block_dims):
       def elementwise():
         return saliency_masks.elementwise_mask(
-            saliency_masks.saliency(weights, gradients, context.use_gradient),
-            sparsity, record.threshold, context.method, previous)
+            weights, gradients, context.use_gradient, sparsity,
+            record.threshold, context.method, previous)
 
       if settings.m_by_n is None:
         return elementwise()

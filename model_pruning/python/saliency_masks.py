@@ -12,6 +12,7 @@ import collections
 from absl import logging
 import tensorflow as tf
 
+from model_pruning.python import native_kernels
 from model_pruning.python import nm_sparsity
 from model_pruning.python import pruning_utils
 from model_pruning.python import thresholds
@@ -124,18 +125,69 @@ def _selected_rank(method_name, size, sparsity):
   return thresholds.histogram_rank(size, sparsity)
 
 
+def _runs_native(values):
+  """Whether the fused kernels take `values` (float32/64, static shape)."""
+  return (native_kernels.available() and
+          values.dtype in native_kernels.NATIVE_DTYPES and
+          values.get_shape().is_fully_defined())
+
+
+def _native_threshold_and_mask(values, sparsity, previous_threshold, method,
+                               take_abs):
+  """`threshold_and_mask` with the fused kernels: one pass finds the k-th
+  value (with the counts and the maximum), one writes the mask; the
+  threshold formulas are the same tensors as the TensorFlow-op path."""
+  size = values.get_shape().num_elements()
+  k, detail = _selected_rank(method.name, size, sparsity)
+  kth, above, at, max_value = native_kernels.kth_largest(values, k, take_abs)
+  if method.name == 'exact':
+    keep = detail
+    # k = 0 keeps nothing: compare against +inf.
+    cut = tf.where(keep > 0, kth, tf.constant(float('inf'), kth.dtype))
+
+    def some_ties():
+      # Rare (ties at the k-th value straddle the cut): the TF-op oracle.
+      cleaned = _finite(tf.abs(values) if take_abs else values)
+      _, mask = thresholds.exact_mask_from_kth(
+          cleaned, keep, (kth, above, at), method.seed, method.step)
+      return tf.cast(mask, tf.float32)
+
+    mask = tf.cond(
+        keep - above >= at,
+        lambda: native_kernels.magnitude_mask(values, cut, take_abs,
+                                              inclusive=True), some_ties)
+    mask.set_shape(values.get_shape())
+    return kth, mask
+  if method.name == 'sort':
+    threshold = _smooth(kth, previous_threshold, method.decay)
+    return threshold, native_kernels.magnitude_mask(values, threshold,
+                                                    take_abs, inclusive=True)
+  threshold = _smooth(
+      thresholds.histogram_from_kth(kth, max_value, detail, method.nbins),
+      previous_threshold, method.decay)
+  return threshold, native_kernels.magnitude_mask(values, threshold, take_abs,
+                                                  inclusive=False)
+
+
 def threshold_and_mask(magnitudes, sparsity, previous_threshold, method,
-                       previous_sparsity=None):
+                       previous_sparsity=None, take_abs=False):
   """(threshold, float32 mask) for non-negative `magnitudes` of any shape.
 
   histogram: mask = |w| > theta (bin-quantised); sort: mask = |w| >= theta,
   theta the k-th largest; exact: exactly k = round(N (1 - s)) survive.
-  The k-th selection starts next to `previous_threshold` (the threshold
+  `take_abs`: `magnitudes` are signed weights, ranked by their |w|.
+  With the native kernels (float32/64) two fused passes do it all. Else the
+  k-th selection starts next to `previous_threshold` (the threshold
   variable's last value; `previous_sparsity`, when known, is the sparsity
   it was computed for, so the start also follows the schedule's move) and
-  falls back to the cold selection when the k-th value moved away; both
-  give the same exact answer.
+  falls back to the cold selection when the k-th value moved away. All
+  paths give the same exact answer.
   """
+  if _runs_native(magnitudes):
+    return _native_threshold_and_mask(magnitudes, sparsity,
+                                      previous_threshold, method, take_abs)
+  if take_abs:
+    magnitudes = tf.abs(magnitudes)
   shape = magnitudes.get_shape()
   raw = tf.reshape(magnitudes, [-1])
   size = shape.num_elements()
@@ -169,11 +221,17 @@ def threshold_and_mask(magnitudes, sparsity, previous_threshold, method,
   return threshold, tf.reshape(tf.cast(mask, tf.float32), shape)
 
 
-def elementwise_mask(magnitudes, sparsity, previous_threshold, method,
-                     previous_sparsity=None):
-  """Element-wise pruning of one tensor."""
-  return threshold_and_mask(magnitudes, sparsity, previous_threshold, method,
-                            previous_sparsity)
+def elementwise_mask(weights, gradients, use_gradient, sparsity,
+                     previous_threshold, method, previous_sparsity=None):
+  """Element-wise pruning of one tensor by |W| (or |W| * g)."""
+  if use_gradient:
+    values, take_abs = saliency(weights, gradients, True), False
+  else:
+    # |W| is taken inside the kernels' pass (or by threshold_and_mask).
+    values = tf.cast(weights, _compute_dtype(weights.dtype))
+    take_abs = True
+  return threshold_and_mask(values, sparsity, previous_threshold, method,
+                            previous_sparsity, take_abs=take_abs)
 
 
 def _resolve_block_dims(matrix_shape, block_dims):

@@ -23,6 +23,9 @@ import tensorflow as tf
 
 from model_pruning.python import checkpoint_state
 from model_pruning.python import graph_keys
+# Registers the fused kernels' ops, which training graphs hold: importing
+# such a meta graph needs them.
+from model_pruning.python import native_kernels  # pylint: disable=unused-import
 # Importable from here as before.
 # pylint: disable=unused-import
 from model_pruning.python.checkpoint_state import error_summary

@@ -1,0 +1,132 @@
+"""The fused mask-update kernels (native/pruning_kernels.cc), when available.
+
+`available()` says whether the kernels are loaded; `kth_largest` and
+`magnitude_mask` wrap the two ops. Where to find the library, in order:
+
+1. $MODEL_PRUNING_NATIVE=0 turns them off: the TensorFlow-op pipeline runs
+   (same answers, slower; docs/native_kernels.md).
+2. A library built beside this module (the Bazel genrule puts it there).
+3. A cache, $MODEL_PRUNING_CACHE_DIR or ~/.cache/model_pruning, keyed by
+   `native_build.build_key` (source, TensorFlow build, compiler): built
+   there on first use, under a file lock so that concurrent processes
+   build it once.
+
+Without a compiler, or when the build fails, the kernels are off with one
+warning that says why. The ops are registered as soon as this module is
+imported, so a training graph that holds them can be imported again
+(`import_meta_graph`, `strip_pruning_vars`) in any process that imports
+model_pruning.
+"""
+import contextlib
+import fcntl
+import os
+import subprocess
+
+from absl import logging
+import tensorflow as tf
+
+from model_pruning.python import native_build
+
+# Weight dtypes the kernels read directly; others are cast to float32 first.
+NATIVE_DTYPES = (tf.float32, tf.float64)
+_ENV_SWITCH = 'MODEL_PRUNING_NATIVE'
+_ENV_CACHE = 'MODEL_PRUNING_CACHE_DIR'
+
+_library = None
+_load_error = None
+_enabled = True
+
+
+def _cache_dir():
+  return os.environ.get(_ENV_CACHE) or os.path.join(
+      os.path.expanduser('~'), '.cache', 'model_pruning')
+
+
+def _built_beside():
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                      native_build.LIBRARY_NAME)
+  return path if os.path.exists(path) else None
+
+
+def _cached_build():
+  """The cached library's path, building it first when missing."""
+  directory = os.path.join(_cache_dir(), 'native', native_build.build_key())
+  path = os.path.join(directory, native_build.LIBRARY_NAME)
+  if os.path.exists(path):
+    return path
+  os.makedirs(directory, exist_ok=True)
+  with open(os.path.join(directory, 'build.lock'), 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not os.path.exists(path):  # Another process may have built it.
+      logging.info('Building model_pruning\'s kernels into %s (once).', path)
+      native_build.build(path)
+  return path
+
+
+def load():
+  """Loads the kernels once; returns the op module, or None (and why, in
+  `load_error()`)."""
+  global _library, _load_error
+  if _library is not None or _load_error is not None:
+    return _library
+  if os.environ.get(_ENV_SWITCH, '1') == '0':
+    _load_error = '%s=0' % _ENV_SWITCH
+    return None
+  try:
+    _library = tf.load_op_library(_built_beside() or _cached_build())
+  except (OSError, RuntimeError, tf.errors.OpError,
+          subprocess.TimeoutExpired) as error:
+    _load_error = str(error)
+    logging.warning(
+        'model_pruning runs its mask updates with TensorFlow ops (slower, '
+        'same masks): the native kernels are unavailable: %s. Install g++ '
+        '(or set CXX) to build them, or set %s=0 to silence this.', error,
+        _ENV_SWITCH)
+  return _library
+
+
+def load_error():
+  """Why the kernels are unavailable, or None."""
+  return _load_error
+
+
+def available():
+  """Whether graphs built now use the kernels."""
+  return _enabled and load() is not None
+
+
+def pipeline():
+  """'native' or 'tf_ops': what builds mask updates now (for reports)."""
+  return 'native' if available() else 'tf_ops'
+
+
+@contextlib.contextmanager
+def disabled():
+  """Builds graphs with the TensorFlow-op pipeline inside the block."""
+  global _enabled
+  was = _enabled
+  _enabled = False
+  try:
+    yield
+  finally:
+    _enabled = was
+
+
+def kth_largest(values, k, take_abs):
+  """(kth, count_above, count_at, max) of the cleaned (|)values(|), any
+  shape, in one pass; k (int32, clamped to [1, N]) counts from the top.
+
+  Cleaned: NaN as 0, values above the dtype's largest finite as it.
+  """
+  return load().model_pruning_kth_largest(values, k, take_abs=take_abs)
+
+
+def magnitude_mask(values, threshold, take_abs, inclusive):
+  """float32 mask of `values`' shape: cleaned (|)v(|) > threshold
+  (>= when `inclusive`), in one pass."""
+  return load().model_pruning_magnitude_mask(
+      values, tf.cast(threshold, values.dtype), take_abs=take_abs,
+      inclusive=inclusive)
+
+
+load()

@@ -1,0 +1,275 @@
+"""The fused kernels (native_kernels) against plain numpy, and against the
+TensorFlow-op pipeline they replace.
+
+The kernels' k-th selection brackets the k-th value from a sample and falls
+back to a selection over all values when the bracket misses: both must give
+the oracle's answer, on random data, heavy ties, NaN/Inf, negative values,
+float64, sizes around the direct-selection limit, and data built to make
+the bracket miss.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model_pruning.python import native_build
+from model_pruning.python import native_kernels
+from model_pruning.python import saliency_masks
+from tests import reference
+
+# Only an explicit MODEL_PRUNING_NATIVE=0 skips these: a machine that fails
+# to build the kernels fails here, where the build error is shown.
+pytestmark = pytest.mark.skipif(
+    os.environ.get('MODEL_PRUNING_NATIVE') == '0',
+    reason='MODEL_PRUNING_NATIVE=0 turns the kernels off')
+
+
+def test_kernels_are_built_and_loaded():
+  assert native_kernels.available(), native_kernels.load_error()
+
+_MAX32 = np.finfo(np.float32).max
+
+
+def _clean(values, take_abs):
+  """The kernels' cleaning: |v| (if asked), NaN -> 0, v -> min(v, max)."""
+  values = np.abs(values) if take_abs else np.array(values)
+  values = np.where(np.isnan(values), 0, values)
+  return np.minimum(values, np.finfo(values.dtype).max).astype(values.dtype)
+
+
+def _data(kind, size, dtype=np.float32, seed=0):
+  rng = np.random.default_rng(seed)
+  if kind == 'gaussian':
+    return rng.standard_normal(size).astype(dtype)
+  if kind == 'few_values':  # heavy ties everywhere, both signs
+    return rng.integers(-3, 4, size).astype(dtype)
+  if kind == 'constant':
+    return np.full(size, -0.25, dtype)
+  if kind == 'nan_inf':
+    values = rng.standard_normal(size).astype(dtype)
+    values[::97] = np.nan
+    values[5::1001] = np.inf
+    values[7::1003] = -np.inf
+    values[: size // 5] = 0.0
+    return values
+  if kind == 'sorted':  # the stratified sample sees a staircase
+    return np.sort(rng.standard_normal(size)).astype(dtype)
+  if kind == 'periodic':  # large every 64th value: strata can alias
+    values = rng.random(size).astype(dtype) * 1e-3
+    values[::64] += 1.0
+    return values
+  raise ValueError(kind)
+
+
+_KINDS = ['gaussian', 'few_values', 'constant', 'nan_inf', 'sorted',
+          'periodic']
+# Around the direct-selection limit (2^14) and well past it.
+_SIZES = [1, 17, 1 << 14, (1 << 14) + 1, 100003]
+
+
+def _run(build, *values):
+  with tf.Graph().as_default():
+    result = build(*[tf.constant(v) for v in values])
+    with tf.compat.v1.Session() as session:
+      return session.run(result)
+
+
+def _ks(size):
+  return sorted({k for k in (1, 2, size // 10, size // 2, size - 1, size)
+                 if 1 <= k <= size})
+
+
+@pytest.mark.parametrize('kind', _KINDS)
+@pytest.mark.parametrize('size', _SIZES)
+@pytest.mark.parametrize('take_abs', [True, False])
+def test_kth_largest_matches_numpy(kind, size, take_abs):
+  values = _data(kind, size)
+  clean = _clean(values, take_abs)
+  ks = _ks(size)
+  got = _run(lambda v: [native_kernels.kth_largest(v, tf.constant(k),
+                                                   take_abs) for k in ks],
+             values)
+  for k, (kth, above, at, largest) in zip(ks, got):
+    assert (kth, above, at) == reference.kth_largest_with_counts(clean, k), k
+    assert largest == clean.max()
+
+
+def test_kth_largest_float64_and_any_shape():
+  values = _data('nan_inf', 60000, np.float64).reshape(100, 600)
+  values[3, 4:700] = 1e300  # beyond float32: stays a float64 magnitude
+  clean = _clean(values, True)
+  got = _run(lambda v: native_kernels.kth_largest(v, tf.constant(777), True),
+             values)
+  assert got[0].dtype == np.float64
+  assert tuple(got[:3]) == reference.kth_largest_with_counts(clean, 777)
+  assert got[3] == clean.max() == np.finfo(np.float64).max  # Inf, cleaned
+
+
+def test_kth_largest_clamps_k():
+  values = _data('gaussian', 50000)
+  clean = _clean(values, True)
+  low, high = _run(lambda v: [native_kernels.kth_largest(v, tf.constant(k),
+                                                         True)
+                              for k in (0, 10**9)], values)
+  assert tuple(low[:3]) == reference.kth_largest_with_counts(clean, 1)
+  assert tuple(high[:3]) == reference.kth_largest_with_counts(clean,
+                                                              clean.size)
+
+
+@pytest.mark.parametrize('kind', ['gaussian', 'few_values', 'nan_inf'])
+@pytest.mark.parametrize('size', [17, 100003])
+def test_magnitude_mask_matches_numpy(kind, size):
+  values = _data(kind, size).reshape(-1, 1)
+  cases = [(take_abs, inclusive, threshold)
+           for take_abs in (True, False) for inclusive in (True, False)
+           for threshold in (0.0, 0.5, 1.0, float(_MAX32), np.inf)]
+
+  def build(v):
+    return [native_kernels.magnitude_mask(v, t, a, inclusive=i)
+            for a, i, t in cases]
+
+  for (take_abs, inclusive, threshold), mask in zip(cases, _run(build,
+                                                                values)):
+    clean = _clean(values, take_abs)
+    expected = clean >= threshold if inclusive else clean > threshold
+    assert mask.dtype == np.float32 and mask.shape == values.shape
+    np.testing.assert_array_equal(mask, expected.astype(np.float32))
+
+
+def test_bad_inputs_name_the_problem():
+  with pytest.raises(tf.errors.InvalidArgumentError, match='must not be empty'):
+    _run(lambda v: native_kernels.kth_largest(v, tf.constant(1), True),
+         np.zeros([0], np.float32))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='k must be a '
+                     'scalar'):
+    _run(lambda v: native_kernels.kth_largest(v, tf.constant([1, 2]), True),
+         np.ones([4], np.float32))
+
+
+def _method(name, decay=0.0):
+  return saliency_masks.ThresholdMethod(name=name, nbins=256, decay=decay,
+                                        seed=3, step=2)
+
+
+def _both_pipelines(build, *values):
+  """build's results with the kernels, then with TensorFlow ops only."""
+  native = _run(build, *values)
+  with native_kernels.disabled():
+    tf_ops = _run(build, *values)
+  return native, tf_ops
+
+
+@pytest.mark.parametrize('kind', ['gaussian', 'few_values', 'nan_inf',
+                                  'periodic'])
+@pytest.mark.parametrize('method', ['histogram', 'sort', 'exact'])
+def test_threshold_and_mask_same_as_tf_op_pipeline(kind, method):
+  """Element-wise masks of signed weights, as Pruning builds them: every
+  method, with decay, and exact's random tie-break, equal bit for bit."""
+  weights = _data(kind, 60000, seed=5).reshape(200, 300)
+  sparsities = [0.0, 0.3, 0.9, 0.999, 1.0]
+
+  def build(w):
+    return [saliency_masks.elementwise_mask(
+        w, None, False, s, tf.constant(0.4), _method(method, decay=0.1))
+            for s in sparsities]
+
+  native, tf_ops = _both_pipelines(build, weights)
+  for sparsity, (theta, mask), (tf_theta, tf_mask) in zip(sparsities, native,
+                                                          tf_ops):
+    assert theta == tf_theta, sparsity
+    np.testing.assert_array_equal(mask, tf_mask)
+  if method != 'exact':  # also against numpy (exact ties are random)
+    theta, mask = native[2]
+    expected_theta, _ = reference.threshold_mask(
+        reference.finite_magnitudes(weights), 0.9, method,
+        previous_threshold=0.4, decay=0.1)
+    np.testing.assert_array_max_ulp(theta, expected_theta, maxulp=1)
+
+
+def test_gradient_blocks_and_groups_same_as_tf_op_pipeline():
+  """The other callers: |W| * g scores, pooled blocks, a group's joint
+  threshold (all pass non-negative scores, take_abs off)."""
+  rng = np.random.default_rng(9)
+  first = rng.standard_normal((120, 200)).astype(np.float32)
+  second = rng.standard_normal((200, 64)).astype(np.float32)
+  gradient = np.abs(rng.standard_normal((120, 200))).astype(np.float32)
+
+  def build(w1, w2, g):
+    method = _method('sort')
+    return [
+        saliency_masks.elementwise_mask(w1, g, True, 0.7, 0.0, method),
+        saliency_masks.block_mask(w1, None, [4, 4], 'AVG', False, 0.6, 0.0,
+                                  _method('histogram')),
+        saliency_masks.joint_masks([w1, w2], [None, None], [1, 1], 'AVG',
+                                   False, 0.8, _method('exact')),
+    ]
+
+  native, tf_ops = _both_pipelines(build, first, second, gradient)
+  for got, expected in zip(tf.nest.flatten(native), tf.nest.flatten(tf_ops)):
+    np.testing.assert_array_equal(got, expected)
+  theta, mask = native[0]
+  expected_theta, expected_mask = reference.threshold_mask(
+      np.abs(first) * gradient, 0.7, 'sort')
+  assert theta == expected_theta
+  np.testing.assert_array_equal(mask, expected_mask)
+
+
+def test_float16_weights_run_through_float32():
+  weights = _data('gaussian', 30000).astype(np.float16).reshape(100, 300)
+  native, tf_ops = _both_pipelines(
+      lambda w: saliency_masks.elementwise_mask(w, None, False, 0.5, 0.0,
+                                                _method('sort')), weights)
+  np.testing.assert_array_equal(native[1], tf_ops[1])
+  assert native[0] == tf_ops[0]
+
+
+def test_update_graph_uses_two_fused_ops():
+  """What makes it fast: the update of a weight is one selection op and one
+  mask op, with no |W| tensor in between."""
+  with tf.Graph().as_default() as graph:
+    weights = tf.compat.v1.placeholder(tf.float32, [300, 400])
+    saliency_masks.elementwise_mask(weights, None, False, 0.5, 0.0,
+                                    _method('histogram'))
+    types = [op.type for op in graph.get_operations()]
+  assert types.count('ModelPruningKthLargest') == 1
+  assert types.count('ModelPruningMagnitudeMask') == 1
+  assert 'Abs' not in types
+
+
+def test_build_key_follows_the_source(tmp_path):
+  source = tmp_path / 'kernels.cc'
+  source.write_text('// one\n')
+  first = native_build.build_key(str(source))
+  source.write_text('// two\n')
+  assert native_build.build_key(str(source)) != first
+
+
+def test_without_a_compiler_the_tf_op_pipeline_runs(tmp_path):
+  """A fresh cache and no compiler: one warning that names the fix, and
+  pruning still works (with TensorFlow ops)."""
+  script = (
+      'from model_pruning.python import native_kernels as n\n'
+      'from model_pruning.python import saliency_masks as s\n'
+      'import tensorflow as tf\n'
+      'assert not n.available(), n.load_error()\n'
+      'with tf.Graph().as_default():\n'
+      '  m = s.ThresholdMethod("sort", 256, 0.0, None, None)\n'
+      '  t, mask = s.elementwise_mask(tf.constant([[1., -3.], [2., 0.5]]),\n'
+      '                               None, False, 0.5, 0.0, m)\n'
+      '  with tf.compat.v1.Session() as session:\n'
+      '    print("MASK", session.run(mask).ravel().tolist())\n')
+  env = dict(os.environ, MODEL_PRUNING_CACHE_DIR=str(tmp_path),
+             CXX=str(tmp_path / 'no-such-compiler'),
+             PATH=str(tmp_path))  # no g++ on PATH either
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env['PYTHONPATH'] = repo
+  result = subprocess.run([sys.executable, '-c', script], env=env, cwd=repo,
+                          capture_output=True, text=True, timeout=240,
+                          check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert 'MASK [0.0, 1.0, 1.0, 0.0]' in result.stdout
+  assert 'no C++ compiler found' in result.stderr
+  assert 'Install g++' in result.stderr
