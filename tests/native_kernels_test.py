@@ -8,6 +8,7 @@ float64, sizes around the direct-selection limit, and data built to make
 the bracket miss.
 """
 import os
+import shutil
 import subprocess
 import sys
 
@@ -261,12 +262,18 @@ def test_without_a_compiler_the_tf_op_pipeline_runs(tmp_path):
       '                               None, False, 0.5, 0.0, m)\n'
       '  with tf.compat.v1.Session() as session:\n'
       '    print("MASK", session.run(mask).ravel().tolist())\n')
-  env = dict(os.environ, MODEL_PRUNING_CACHE_DIR=str(tmp_path),
-             CXX=str(tmp_path / 'no-such-compiler'),
-             PATH=str(tmp_path))  # no g++ on PATH either
+  # A copy of the package without any library built beside it (Bazel puts
+  # one there), an empty cache, and no compiler.
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  env['PYTHONPATH'] = repo
-  result = subprocess.run([sys.executable, '-c', script], env=env, cwd=repo,
+  shutil.copytree(os.path.join(repo, 'model_pruning'),
+                  tmp_path / 'src' / 'model_pruning',
+                  ignore=shutil.ignore_patterns('*.so', '__pycache__'))
+  env = dict(os.environ, MODEL_PRUNING_CACHE_DIR=str(tmp_path / 'cache'),
+             CXX=str(tmp_path / 'no-such-compiler'),
+             PATH=str(tmp_path),  # no g++ on PATH either
+             PYTHONPATH=str(tmp_path / 'src'))
+  result = subprocess.run([sys.executable, '-c', script], env=env,
+                          cwd=str(tmp_path),
                           capture_output=True, text=True, timeout=240,
                           check=False)
   assert result.returncode == 0, result.stderr[-2000:]
