@@ -109,6 +109,33 @@ def test_kth_largest_float64_and_any_shape():
   assert got[3] == clean.max() == np.finfo(np.float64).max  # Inf, cleaned
 
 
+def test_kth_largest_warm_bracket_across_runs():
+  """The kernel keeps the last update's bracket as the next one's start:
+  small moves, a schedule moving k, a jump of k, and weights replaced
+  (a warm miss, then the sample's bracket) all give numpy's answer."""
+  rng = np.random.default_rng(3)
+  weights = rng.standard_normal(200000).astype(np.float32)
+  plan = []  # (weights, k) per run
+  k = 150000
+  for run in range(12):
+    weights = weights + rng.normal(0, 1e-3, weights.size).astype(np.float32)
+    k -= 300 * (run < 6)  # the schedule raises sparsity, then stops
+    plan.append((weights, k))
+  plan.append((weights, 20000))  # k jumps far away
+  plan.append((weights * 10.0, 20000))  # every weight moved a lot
+  plan.append((np.sort(weights), 20300))  # same values, new order
+  with tf.Graph().as_default():
+    values = tf.compat.v1.placeholder(tf.float32, [weights.size])
+    k_feed = tf.compat.v1.placeholder(tf.int32, [])
+    selection = native_kernels.kth_largest(values, k_feed, True)
+    with tf.compat.v1.Session() as session:
+      for weights, k in plan:
+        got = session.run(selection, {values: weights, k_feed: k})
+        clean = _clean(weights, True)
+        assert tuple(got[:3]) == reference.kth_largest_with_counts(clean, k)
+        assert got[3] == clean.max()
+
+
 def test_kth_largest_clamps_k():
   values = _data('gaussian', 50000)
   clean = _clean(values, True)

@@ -22,6 +22,8 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/platform/mutex.h"
+#include "tensorflow/core/platform/thread_annotations.h"
 #include "tensorflow/core/util/work_sharder.h"
 
 #ifdef __SSE2__
@@ -86,6 +88,10 @@ constexpr int64_t kValuesPerSample = 64;
 // The bracket's margin, in standard deviations of a binomial count: a
 // miss costs one more selection over all values, never a wrong answer.
 constexpr double kMarginStddevs = 3.0;
+// The warm bracket spans at least this many ranks either side of the
+// predicted k-th value, and at least 1/kWarmRankDivisor of them.
+constexpr int64_t kWarmMinDelta = 64;
+constexpr int64_t kWarmRankDivisor = 2048;
 // Elements per shard of a parallel pass (a cost estimate for Shard).
 constexpr int64_t kCostPerElement = 4;
 
@@ -246,6 +252,7 @@ class KthLargestOp : public OpKernel {
  public:
   explicit KthLargestOp(OpKernelConstruction* context) : OpKernel(context) {
     OP_REQUIRES_OK(context, context->GetAttr("take_abs", &take_abs_));
+    delta_ = kWarmMinDelta;
   }
 
   void Compute(OpKernelContext* context) override {
@@ -281,7 +288,7 @@ class KthLargestOp : public OpKernel {
  private:
   // Sample bounds (low, high) that hold the k-th largest with high odds: a
   // stratified sample of n values has about n k / N above it, within
-  // 5 sqrt(n p (1 - p)) + 2 (p = k / N); stratifying only narrows that.
+  // 3 sqrt(n p (1 - p)) + 2 (p = k / N); stratifying only narrows that.
   void Bracket(const T* values, int64_t size, int64_t k, T* low,
                T* high) const {
     const int64_t sample_size = std::max(
@@ -318,10 +325,66 @@ class KthLargestOp : public OpKernel {
     }
   }
 
-  Selection<T> Bracketed(OpKernelContext* context, const T* values,
-                         int64_t size, int64_t k, T* max_value) const {
-    T low, high;
-    Bracket(values, size, k, &low, &high);
+  // The bracket the last selection left for this one (its warm start), or
+  // false. Valid while the size is the same and k moved by at most what the
+  // bracket allows for.
+  bool WarmBracket(int64_t size, int64_t k, T* low, T* high) {
+    ::tensorflow::mutex_lock lock(mu_);
+    if (warm_.size != size || std::abs(k - warm_.k) > warm_.reach) {
+      return false;
+    }
+    *low = warm_.low;
+    *high = warm_.high;
+    return true;
+  }
+
+  // After a selection at rank `rank` of `band` (as SelectInPlace left it,
+  // from the bracket [low, high]): the next update's bracket, the values
+  // `delta_` ranks either side of where k is predicted to be (k + the move
+  // since the last update), or this bracket's ends where the band is
+  // shorter. Weights move little between frequent updates: the next k-th
+  // value is then inside, and the sample is skipped.
+  void Remember(int64_t size, int64_t k, std::vector<T>* band, int64_t rank,
+                T low, T high) {
+    ::tensorflow::mutex_lock lock(mu_);
+    const int64_t move = warm_.size == size ? k - warm_.k : 0;
+    const int64_t delta = std::max<int64_t>(
+        std::max<int64_t>(delta_, size / kWarmRankDivisor), 2 * std::abs(move));
+    const int64_t center = rank + move;
+    const int64_t band_size = static_cast<int64_t>(band->size());
+    // Ranks are 1-based within the band; [0, rank - 1) holds values >= the
+    // k-th and [rank, size) values <= it.
+    const int64_t high_rank = center - delta;
+    const int64_t low_rank = center + delta;
+    T next_high = high;
+    T next_low = low;
+    if (high_rank >= 1 && high_rank < rank) {
+      std::nth_element(band->begin(), band->begin() + (high_rank - 1),
+                       band->begin() + (rank - 1), std::greater<T>());
+      next_high = (*band)[high_rank - 1];
+    }
+    if (low_rank > rank && low_rank <= band_size) {
+      std::nth_element(band->begin() + rank, band->begin() + (low_rank - 1),
+                       band->end(), std::greater<T>());
+      next_low = (*band)[low_rank - 1];
+    }
+    warm_ = Warm{size, k + move, delta / 2, next_low, next_high};
+  }
+
+  void Forget(int64_t size) {
+    ::tensorflow::mutex_lock lock(mu_);
+    warm_.size = -1;
+    // A warm bracket that missed was too narrow: widen the next ones.
+    delta_ = std::min<int64_t>(
+        2 * std::max<int64_t>(delta_, size / kWarmRankDivisor),
+        std::max<int64_t>(size / 16, kWarmMinDelta));
+  }
+
+  // One pass over the values with the bracket [low, high], then the
+  // selection among the bracketed values. False when the bracket missed.
+  bool ScanAndSelect(OpKernelContext* context, const T* values, int64_t size,
+                     int64_t k, T low, T high, Selection<T>* result,
+                     T* max_value) {
     // One pass, sharded: #(v > high), the values in [low, high], max(v).
     struct Shard {
       int64_t above = 0;
@@ -351,7 +414,7 @@ class KthLargestOp : public OpKernel {
     ::tensorflow::Shard(workers->num_threads, workers->workers, num_shards,
                         /*cost_per_unit=*/shard_size * kCostPerElement, pass);
     int64_t above = 0;
-    size_t band_size = 0;
+    int64_t band_size = 0;
     *max_value = -std::numeric_limits<T>::infinity();
     for (const Shard& shard : shards) {
       above += shard.above;
@@ -359,20 +422,41 @@ class KthLargestOp : public OpKernel {
       *max_value = std::max(*max_value, shard.max_value);
     }
     const int64_t rank = k - above;
-    if (rank >= 1 && rank <= static_cast<int64_t>(band_size)) {
-      std::vector<T> band;
-      band.reserve(band_size);
-      for (const Shard& shard : shards) {
-        band.insert(band.end(), shard.band.get(),
-                    shard.band.get() + shard.band_size);
+    if (rank < 1 || rank > band_size) return false;
+    std::vector<T> band;
+    band.reserve(band_size);
+    for (const Shard& shard : shards) {
+      band.insert(band.end(), shard.band.get(),
+                  shard.band.get() + shard.band_size);
+    }
+    *result = SelectInPlace(&band, rank);
+    result->above += above;
+    Remember(size, k, &band, rank, low, high);
+    return true;
+  }
+
+  // Warm bracket, else the sample's, else (both missed) all values.
+  Selection<T> Bracketed(OpKernelContext* context, const T* values,
+                         int64_t size, int64_t k, T* max_value) {
+    Selection<T> result;
+    T low, high;
+    if (WarmBracket(size, k, &low, &high)) {
+      if (ScanAndSelect(context, values, size, k, low, high, &result,
+                        max_value)) {
+        return result;
       }
-      Selection<T> in_band = SelectInPlace(&band, rank);
-      in_band.above += above;
-      return in_band;
+      Forget(size);
+    }
+    Bracket(values, size, k, &low, &high);
+    if (ScanAndSelect(context, values, size, k, low, high, &result,
+                      max_value)) {
+      return result;
     }
     // The bracket missed (rare, or adversarial data): select from all.
+    Forget(size);
     std::vector<T> all(size);
-    for (int64_t i = 0; i < size; ++i) all[i] = Clean(values[i], take_abs);
+    for (int64_t i = 0; i < size; ++i) all[i] = Clean(values[i], take_abs_);
+    *max_value = *std::max_element(all.begin(), all.end());
     return SelectInPlace(&all, k);
   }
 
@@ -391,7 +475,23 @@ class KthLargestOp : public OpKernel {
     out->scalar<int32_t>()() = static_cast<int32_t>(value);
   }
 
+  // The warm start's state: `reach` is how far k may move from `k` for
+  // [low, high] to be tried. Per kernel instance, i.e. per weight's update
+  // op; guarded by mu_ (a kernel may run in concurrent steps).
+  struct Warm {
+    int64_t size = -1;
+    int64_t k = 0;
+    int64_t reach = 0;
+    T low = 0;
+    T high = 0;
+  };
+
   bool take_abs_;
+  ::tensorflow::mutex mu_;
+  Warm warm_ TF_GUARDED_BY(mu_);
+  // Ranks either side of the predicted k-th value that the warm bracket
+  // spans; doubled after each warm miss.
+  int64_t delta_ TF_GUARDED_BY(mu_) = 0;
 };
 
 template <typename T>
