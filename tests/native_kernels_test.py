@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from model_pruning.python import native_build
 from model_pruning.python import native_kernels
+from model_pruning.python import nm_sparsity
 from model_pruning.python import saliency_masks
 from tests import reference
 
@@ -167,6 +168,67 @@ def test_magnitude_mask_matches_numpy(kind, size):
     np.testing.assert_array_equal(mask, expected.astype(np.float32))
 
 
+_NM_SHAPES = [(16, 24), (10, 7), (3, 3, 13, 5), (2, 3, 8, 6, 4), (6, 1)]
+
+
+@pytest.mark.parametrize('shape', _NM_SHAPES, ids=str)
+@pytest.mark.parametrize('kind', ['gaussian', 'few_values', 'nan_inf'])
+def test_m_by_n_mask_same_as_nm_sparsity(shape, kind):
+  """Every (M, N) with N in {2, 4, 8}, full and partial groups, ranks 2-5,
+  ties and NaN: the kernel's mask equals nm_sparsity.m_by_n_mask's."""
+  weights = _data(kind, int(np.prod(shape)), seed=11).reshape(shape)
+  cases = [(m, n) for n in (2, 4, 8) for m in range(1, n)]
+
+  def build(w):
+    native = [native_kernels.m_by_n_mask(w, m, n, take_abs=True)
+              for m, n in cases]
+    tf_ops = [tf.cast(nm_sparsity.m_by_n_mask(w, m, n), tf.float32)
+              for m, n in cases]
+    return native, tf_ops
+
+  native, tf_ops = _run(build, weights)
+  for (m, n), got, expected in zip(cases, native, tf_ops):
+    np.testing.assert_array_equal(got, expected, err_msg='%d:%d' % (m, n))
+  if kind == 'gaussian':  # distinct scores: the numpy oracle applies too
+    for (m, n), got in zip(cases, native):
+      np.testing.assert_array_equal(
+          got, reference.m_by_n_mask(weights, m, n).astype(np.float32))
+
+
+def test_m_by_n_mask_with_signed_saliency_and_float64():
+  rng = np.random.default_rng(12)
+  scores = rng.standard_normal((12, 9)).astype(np.float64)  # negative too
+  got, expected = _run(lambda s: (
+      native_kernels.m_by_n_mask(s, 2, 4, take_abs=False),
+      tf.cast(nm_sparsity.m_by_n_mask(tf.ones_like(s), 2, 4, saliency=s),
+              tf.float32)), scores)
+  np.testing.assert_array_equal(got, expected)
+
+
+def test_scheduled_m_by_n_same_as_tf_op_pipeline():
+  """Pruning's gradual N:M (with |W| and with |W| * g) through the kernels
+  and through TensorFlow ops, at every point of the schedule."""
+  rng = np.random.default_rng(13)
+  weights = rng.standard_normal((64, 40)).astype(np.float32)
+  gradient = np.abs(rng.standard_normal((64, 40))).astype(np.float32)
+  sparsities = [0.0, 0.2, 0.3, 0.5]
+
+  def build(w, g):
+    results = []
+    for sparsity in sparsities:
+      for saliency in (None, tf.abs(w) * g):
+        results.append(saliency_masks.scheduled_m_by_n_mask(
+            w, (2, 4), sparsity, 0.5, 'w', fallback=None,
+            saliency=saliency)[1])
+    return results
+
+  native, tf_ops = _both_pipelines(build, weights, gradient)
+  for got, expected in zip(native, tf_ops):
+    np.testing.assert_array_equal(got, expected)
+  kept = [int(m.sum()) for m in native[::2]]
+  assert kept == [2560, 2560, 1920, 1280]  # 4, 4, 3, 2 of every 4
+
+
 def test_bad_inputs_name_the_problem():
   with pytest.raises(tf.errors.InvalidArgumentError, match='must not be empty'):
     _run(lambda v: native_kernels.kth_largest(v, tf.constant(1), True),
@@ -254,7 +316,7 @@ def test_float16_weights_run_through_float32():
   assert native[0] == tf_ops[0]
 
 
-def test_update_graph_uses_two_fused_ops():
+def test_update_graph_uses_the_fused_ops():
   """What makes it fast: the update of a weight is one selection op and one
   mask op, with no |W| tensor in between."""
   with tf.Graph().as_default() as graph:

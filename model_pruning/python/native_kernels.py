@@ -1,7 +1,7 @@
 """The fused mask-update kernels (native/pruning_kernels.cc), when available.
 
-`available()` says whether the kernels are loaded; `kth_largest` and
-`magnitude_mask` wrap the two ops. Where to find the library, in order:
+`available()` says whether the kernels are loaded; `kth_largest`,
+`magnitude_mask` and `m_by_n_mask` wrap the three ops. Where to find the library, in order:
 
 1. $MODEL_PRUNING_NATIVE=0 turns them off: the TensorFlow-op pipeline runs
    (same answers, slower; docs/native_kernels.md).
@@ -127,6 +127,13 @@ def magnitude_mask(values, threshold, take_abs, inclusive):
   return load().model_pruning_magnitude_mask(
       values, tf.cast(threshold, values.dtype), take_abs=take_abs,
       inclusive=inclusive)
+
+
+def m_by_n_mask(scores, m, n, take_abs):
+  """float32 N:M mask of `scores` (rank >= 2, groups along axis -2), by
+  nm_sparsity.m_by_n_mask's rule, in one pass; m and n are Python ints."""
+  return load().model_pruning_m_by_n_mask(scores, m=m, n=n,
+                                          take_abs=take_abs)
 
 
 load()

@@ -313,9 +313,15 @@ def scheduled_m_by_n_mask(weights, m_by_n, sparsity, target_sparsity,
     done = tf.constant(1.0)
   zeros = tf.cast(tf.floor(float(n - m) * done + 1e-6), tf.int32)
 
+  scores = weights if saliency is None else saliency
+  native = _runs_native(scores)
+
   def keep(count):
     if count == n:
       return lambda: tf.ones_like(weights, dtype=tf.float32)
+    if native:  # One pass, the same rule (nm_sparsity._pairwise_keep).
+      return lambda: native_kernels.m_by_n_mask(scores, count, n,
+                                                take_abs=saliency is None)
     return lambda: tf.cast(
         nm_sparsity.m_by_n_mask(weights, count, n, saliency), tf.float32)
 

@@ -76,6 +76,25 @@ REGISTER_OP("ModelPruningMagnitudeMask")
 above it when `inclusive`), else 0.0; the shape of `values`.
 )doc");
 
+REGISTER_OP("ModelPruningMByNMask")
+    .Input("scores: T")
+    .Output("mask: float")
+    .Attr("T: {float, double}")
+    .Attr("m: int >= 0")
+    .Attr("n: int >= 1")
+    .Attr("take_abs: bool = true")
+    .SetShapeFn([](InferenceContext* c) {
+      ::tensorflow::shape_inference::ShapeHandle scores;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 2, &scores));
+      c->set_output(0, scores);
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+N:M mask along axis -2 (nm_sparsity.m_by_n_mask's rule): in each group of
+n consecutive input channels, the m largest scores (|scores| when take_abs)
+survive, ties to the lower index; a last, partial group keeps at most m.
+)doc");
+
 namespace {
 
 // Below this many values, a plain selection over a copy is as fast.
@@ -538,6 +557,86 @@ class MagnitudeMaskOp : public OpKernel {
   bool inclusive_;
 };
 
+// nm_sparsity._pairwise_keep's rule, the same comparisons in the same order
+// (so NaN scores give the same mask): with c_ij = [s_j > s_i],
+// keep_i <=> sum_{j>i} c_ij - sum_{k<i} c_ki < m - i.
+template <typename T>
+class MByNMaskOp : public OpKernel {
+ public:
+  explicit MByNMaskOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("m", &m_));
+    OP_REQUIRES_OK(context, context->GetAttr("n", &n_));
+    OP_REQUIRES_OK(context, context->GetAttr("take_abs", &take_abs_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& scores_tensor = context->input(0);
+    const TensorShape& shape = scores_tensor.shape();
+    OP_REQUIRES(context, shape.dims() >= 2,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "scores must have rank >= 2 (input channels on axis "
+                    "-2), got shape ", shape.DebugString())));
+    Tensor* mask_tensor = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, shape, &mask_tensor));
+    const int64_t depth = shape.dim_size(shape.dims() - 2);
+    const int64_t width = shape.dim_size(shape.dims() - 1);
+    const int64_t total = shape.num_elements();
+    if (total == 0) return;
+    const int64_t outer = total / (depth * width);
+    const int64_t groups_per_outer = (depth + n_ - 1) / n_;
+    const T* scores = scores_tensor.flat<T>().data();
+    float* mask = mask_tensor->flat<float>().data();
+    const int64_t m = m_;
+    const int64_t n = n_;
+    const bool take_abs = take_abs_;
+    // One unit of work: one group of n rows of one outer slice.
+    auto pass = [=](int64_t begin, int64_t end) {
+      std::vector<int32_t> margin(width);
+      for (int64_t unit = begin; unit < end; ++unit) {
+        const int64_t b = unit / groups_per_outer;
+        const int64_t first = (unit % groups_per_outer) * n;
+        const int64_t rows = std::min(n, depth - first);
+        const T* group = scores + (b * depth + first) * width;
+        float* out = mask + (b * depth + first) * width;
+        for (int64_t i = 0; i < rows; ++i) {
+          const T* si = group + i * width;
+          std::fill(margin.begin(), margin.end(), 0);
+          for (int64_t j = 0; j < rows; ++j) {
+            if (j == i) continue;
+            const T* sj = group + j * width;
+            if (j > i) {  // c_ij = [s_j > s_i] counts against i
+              for (int64_t o = 0; o < width; ++o) {
+                const T a = take_abs ? std::fabs(si[o]) : si[o];
+                const T c = take_abs ? std::fabs(sj[o]) : sj[o];
+                margin[o] += c > a;
+              }
+            } else {  // c_ji = [s_i > s_j] counts for i
+              for (int64_t o = 0; o < width; ++o) {
+                const T a = take_abs ? std::fabs(si[o]) : si[o];
+                const T c = take_abs ? std::fabs(sj[o]) : sj[o];
+                margin[o] -= a > c;
+              }
+            }
+          }
+          float* out_row = out + i * width;
+          for (int64_t o = 0; o < width; ++o) {
+            out_row[o] = margin[o] < m - i ? 1.0f : 0.0f;
+          }
+        }
+      }
+    };
+    auto* workers = context->device()->tensorflow_cpu_worker_threads();
+    ::tensorflow::Shard(workers->num_threads, workers->workers,
+                        outer * groups_per_outer,
+                        /*cost_per_unit=*/n * n * width, pass);
+  }
+
+ private:
+  int64_t m_;
+  int64_t n_;
+  bool take_abs_;
+};
+
 #define REGISTER_KERNELS(T)                                              \
   REGISTER_KERNEL_BUILDER(Name("ModelPruningKthLargest")                 \
                               .Device(DEVICE_CPU)                        \
@@ -546,7 +645,10 @@ class MagnitudeMaskOp : public OpKernel {
                           KthLargestOp<T>);                              \
   REGISTER_KERNEL_BUILDER(                                               \
       Name("ModelPruningMagnitudeMask").Device(DEVICE_CPU).TypeConstraint<T>("T"), \
-      MagnitudeMaskOp<T>);
+      MagnitudeMaskOp<T>);                                               \
+  REGISTER_KERNEL_BUILDER(                                               \
+      Name("ModelPruningMByNMask").Device(DEVICE_CPU).TypeConstraint<T>("T"), \
+      MByNMaskOp<T>);
 
 REGISTER_KERNELS(float);
 REGISTER_KERNELS(double);
