@@ -111,6 +111,8 @@ constexpr double kMarginStddevs = 3.0;
 // predicted k-th value, and at least 1/kWarmRankDivisor of them.
 constexpr int64_t kWarmMinDelta = 64;
 constexpr int64_t kWarmRankDivisor = 2048;
+// Columns of an N:M group handled at a time (n rows of them in L1).
+constexpr int64_t kColumnChunk = 256;
 // Elements per shard of a parallel pass (a cost estimate for Shard).
 constexpr int64_t kCostPerElement = 4;
 
@@ -589,38 +591,49 @@ class MByNMaskOp : public OpKernel {
     const int64_t m = m_;
     const int64_t n = n_;
     const bool take_abs = take_abs_;
-    // One unit of work: one group of n rows of one outer slice.
+    // One unit of work: one group of n rows of one outer slice, taken in
+    // column chunks whose n rows of scores and margins stay in L1. Each
+    // pair i < j is compared once: c = [s_j > s_i] adds to i's margin and
+    // subtracts from j's.
     auto pass = [=](int64_t begin, int64_t end) {
-      std::vector<int32_t> margin(width);
+      std::vector<T> score(n * kColumnChunk);
+      std::vector<int32_t> margin(n * kColumnChunk);
       for (int64_t unit = begin; unit < end; ++unit) {
         const int64_t b = unit / groups_per_outer;
         const int64_t first = (unit % groups_per_outer) * n;
         const int64_t rows = std::min(n, depth - first);
         const T* group = scores + (b * depth + first) * width;
         float* out = mask + (b * depth + first) * width;
-        for (int64_t i = 0; i < rows; ++i) {
-          const T* si = group + i * width;
-          std::fill(margin.begin(), margin.end(), 0);
-          for (int64_t j = 0; j < rows; ++j) {
-            if (j == i) continue;
-            const T* sj = group + j * width;
-            if (j > i) {  // c_ij = [s_j > s_i] counts against i
-              for (int64_t o = 0; o < width; ++o) {
-                const T a = take_abs ? std::fabs(si[o]) : si[o];
-                const T c = take_abs ? std::fabs(sj[o]) : sj[o];
-                margin[o] += c > a;
-              }
-            } else {  // c_ji = [s_i > s_j] counts for i
-              for (int64_t o = 0; o < width; ++o) {
-                const T a = take_abs ? std::fabs(si[o]) : si[o];
-                const T c = take_abs ? std::fabs(sj[o]) : sj[o];
-                margin[o] -= a > c;
+        for (int64_t col = 0; col < width; col += kColumnChunk) {
+          const int64_t cols = std::min(kColumnChunk, width - col);
+          for (int64_t i = 0; i < rows; ++i) {
+            const T* from = group + i * width + col;
+            T* to = score.data() + i * kColumnChunk;
+            for (int64_t o = 0; o < cols; ++o) {
+              to[o] = take_abs ? std::fabs(from[o]) : from[o];
+            }
+            std::fill_n(margin.data() + i * kColumnChunk, cols, 0);
+          }
+          for (int64_t i = 0; i < rows; ++i) {
+            const T* si = score.data() + i * kColumnChunk;
+            int32_t* mi = margin.data() + i * kColumnChunk;
+            for (int64_t j = i + 1; j < rows; ++j) {
+              const T* sj = score.data() + j * kColumnChunk;
+              int32_t* mj = margin.data() + j * kColumnChunk;
+              for (int64_t o = 0; o < cols; ++o) {
+                const int32_t c = sj[o] > si[o];
+                mi[o] += c;
+                mj[o] -= c;
               }
             }
           }
-          float* out_row = out + i * width;
-          for (int64_t o = 0; o < width; ++o) {
-            out_row[o] = margin[o] < m - i ? 1.0f : 0.0f;
+          for (int64_t i = 0; i < rows; ++i) {
+            const int32_t* mi = margin.data() + i * kColumnChunk;
+            float* out_row = out + i * width + col;
+            const int32_t limit = static_cast<int32_t>(m - i);
+            for (int64_t o = 0; o < cols; ++o) {
+              out_row[o] = mi[o] < limit ? 1.0f : 0.0f;
+            }
           }
         }
       }
