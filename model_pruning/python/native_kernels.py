@@ -18,9 +18,13 @@ imported, so a training graph that holds them can be imported again
 model_pruning.
 """
 import contextlib
-import fcntl
 import os
 import subprocess
+
+try:
+  import fcntl  # pylint: disable=g-import-not-at-top
+except ImportError:  # Not POSIX: no lock; a build still lands atomically.
+  fcntl = None
 
 from absl import logging
 import tensorflow as tf
@@ -56,7 +60,8 @@ def _cached_build():
     return path
   os.makedirs(directory, exist_ok=True)
   with open(os.path.join(directory, 'build.lock'), 'w') as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    if fcntl is not None:
+      fcntl.flock(lock, fcntl.LOCK_EX)
     if not os.path.exists(path):  # Another process may have built it.
       logging.info('Building model_pruning\'s kernels into %s (once).', path)
       native_build.build(path)

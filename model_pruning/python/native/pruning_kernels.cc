@@ -280,12 +280,14 @@ class KthLargestOp : public OpKernel {
     const Tensor& values_tensor = context->input(0);
     const Tensor& k_tensor = context->input(1);
     OP_REQUIRES(context, k_tensor.dims() == 0,
-                absl::InvalidArgumentError(absl::StrCat("k must be a scalar, got shape ",
-                                k_tensor.shape().DebugString())));
+                absl::InvalidArgumentError(
+                    absl::StrCat("k must be a scalar, got shape ",
+                                 k_tensor.shape().DebugString())));
     const int64_t size = values_tensor.NumElements();
     OP_REQUIRES(context, size > 0,
-                absl::InvalidArgumentError(absl::StrCat("values must not be empty; got shape ",
-                                values_tensor.shape().DebugString())));
+                absl::InvalidArgumentError(
+                    absl::StrCat("values must not be empty; got shape ",
+                                 values_tensor.shape().DebugString())));
     const T* values = values_tensor.flat<T>().data();
     const int64_t k = std::min<int64_t>(
         std::max<int64_t>(k_tensor.scalar<int32_t>()(), 1), size);
@@ -528,8 +530,9 @@ class MagnitudeMaskOp : public OpKernel {
     const Tensor& values_tensor = context->input(0);
     const Tensor& threshold_tensor = context->input(1);
     OP_REQUIRES(context, threshold_tensor.dims() == 0,
-                absl::InvalidArgumentError(absl::StrCat("threshold must be a scalar, got shape ",
-                                threshold_tensor.shape().DebugString())));
+                absl::InvalidArgumentError(
+                    absl::StrCat("threshold must be a scalar, got shape ",
+                                 threshold_tensor.shape().DebugString())));
     Tensor* mask_tensor = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(
                                 0, values_tensor.shape(), &mask_tensor));
@@ -559,8 +562,8 @@ class MagnitudeMaskOp : public OpKernel {
   bool inclusive_;
 };
 
-// nm_sparsity._pairwise_keep's rule, the same comparisons in the same order
-// (so NaN scores give the same mask): with c_ij = [s_j > s_i],
+// nm_sparsity._pairwise_keep's rule with the same comparisons (so ties and
+// NaN scores give the same mask): with c_ij = [s_j > s_i],
 // keep_i <=> sum_{j>i} c_ij - sum_{k<i} c_ki < m - i.
 template <typename T>
 class MByNMaskOp : public OpKernel {
@@ -650,18 +653,20 @@ class MByNMaskOp : public OpKernel {
   bool take_abs_;
 };
 
-#define REGISTER_KERNELS(T)                                              \
-  REGISTER_KERNEL_BUILDER(Name("ModelPruningKthLargest")                 \
-                              .Device(DEVICE_CPU)                        \
-                              .TypeConstraint<T>("T")                    \
-                              .HostMemory("k"),                          \
-                          KthLargestOp<T>);                              \
-  REGISTER_KERNEL_BUILDER(                                               \
-      Name("ModelPruningMagnitudeMask").Device(DEVICE_CPU).TypeConstraint<T>("T"), \
-      MagnitudeMaskOp<T>);                                               \
-  REGISTER_KERNEL_BUILDER(                                               \
-      Name("ModelPruningMByNMask").Device(DEVICE_CPU).TypeConstraint<T>("T"), \
-      MByNMaskOp<T>);
+#define REGISTER_KERNELS(T)                                            \
+  REGISTER_KERNEL_BUILDER(Name("ModelPruningKthLargest")               \
+                              .Device(DEVICE_CPU)                      \
+                              .TypeConstraint<T>("T")                  \
+                              .HostMemory("k"),                        \
+                          KthLargestOp<T>);                            \
+  REGISTER_KERNEL_BUILDER(Name("ModelPruningMagnitudeMask")            \
+                              .Device(DEVICE_CPU)                      \
+                              .TypeConstraint<T>("T"),                 \
+                          MagnitudeMaskOp<T>);                         \
+  REGISTER_KERNEL_BUILDER(Name("ModelPruningMByNMask")                 \
+                              .Device(DEVICE_CPU)                      \
+                              .TypeConstraint<T>("T"),                 \
+                          MByNMaskOp<T>);
 
 REGISTER_KERNELS(float);
 REGISTER_KERNELS(double);
