@@ -17,9 +17,10 @@ import tempfile
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'native',
                       'pruning_kernels.cc')
 LIBRARY_NAME = '_pruning_kernels.so'
-# -O3 for the vector loops; no -march: the library must run on any CPU of
-# the platform (the float32 pass uses SSE2, which every x86-64 has).
-_OPTIMISE = ['-O3', '-fPIC', '-shared']
+# A shared library with -O3 for the vector loops; no -march: it must run on
+# any CPU of the platform (the float32 pass uses SSE2, which every x86-64
+# has).
+_BUILD_FLAGS = ['-O3', '-fPIC', '-shared']
 
 
 def compiler():
@@ -36,7 +37,7 @@ def command(output, source=SOURCE, cxx=None):
   """The compile command line for `source` into the library `output`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return ([cxx or compiler()] + list(tf.sysconfig.get_compile_flags()) +
-          _OPTIMISE + [source, '-o', output] +
+          _BUILD_FLAGS + [source, '-o', output] +
           list(tf.sysconfig.get_link_flags()))
 
 
@@ -51,7 +52,7 @@ def build_key(source=SOURCE):
     digest.update(f.read())
   for part in ([tf.__version__, tf.sysconfig.get_lib(), compiler() or '',
                 sys.platform] + list(tf.sysconfig.get_compile_flags()) +
-               _OPTIMISE):
+               _BUILD_FLAGS):
     digest.update(part.encode('utf-8') + b'\0')
   return digest.hexdigest()[:16]
 
