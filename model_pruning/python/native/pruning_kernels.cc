@@ -56,8 +56,9 @@ REGISTER_OP("ModelPruningKthLargest")
     .Doc(R"doc(
 The k-th largest cleaned magnitude of `values` (any shape, N > 0), with the
 counts above and at it and the largest cleaned magnitude. k is clamped to
-[1, N]. Exact: a sample brackets the k-th value, one pass counts what lies
-above the bracket and collects the values inside; a miss selects from all.
+[1, N]. Exact: the last call's bracket (warm) or a sample's brackets the
+k-th value, one pass counts what lies above the bracket and collects the
+values inside; when both miss, it selects from all.
 )doc");
 
 REGISTER_OP("ModelPruningMagnitudeMask")
@@ -113,7 +114,7 @@ constexpr int64_t kWarmMinDelta = 64;
 constexpr int64_t kWarmRankDivisor = 2048;
 // Columns of an N:M group handled at a time (n rows of them in L1).
 constexpr int64_t kColumnChunk = 256;
-// Elements per shard of a parallel pass (a cost estimate for Shard).
+// Shard's cost estimate of one value of a pass (it sizes the shards).
 constexpr int64_t kCostPerElement = 4;
 
 template <typename T>
@@ -273,7 +274,6 @@ class KthLargestOp : public OpKernel {
  public:
   explicit KthLargestOp(OpKernelConstruction* context) : OpKernel(context) {
     OP_REQUIRES_OK(context, context->GetAttr("take_abs", &take_abs_));
-    delta_ = kWarmMinDelta;
   }
 
   void Compute(OpKernelContext* context) override {
@@ -292,16 +292,11 @@ class KthLargestOp : public OpKernel {
     const int64_t k = std::min<int64_t>(
         std::max<int64_t>(k_tensor.scalar<int32_t>()(), 1), size);
 
-    Selection<T> result;
     T max_value;
-    if (size <= kDirectMaxSize) {
-      std::vector<T> all(size);
-      for (int64_t i = 0; i < size; ++i) all[i] = Clean(values[i], take_abs_);
-      max_value = *std::max_element(all.begin(), all.end());
-      result = SelectInPlace(&all, k);
-    } else {
-      result = Bracketed(context, values, size, k, &max_value);
-    }
+    const Selection<T> result =
+        size <= kDirectMaxSize
+            ? SelectFromAll(values, size, k, &max_value)
+            : Bracketed(context, values, size, k, &max_value);
     Output(context, 0, result.kth);
     OutputCount(context, 1, result.above);
     OutputCount(context, 2, result.at);
@@ -477,6 +472,12 @@ class KthLargestOp : public OpKernel {
     }
     // The bracket missed (rare, or adversarial data): select from all.
     Forget(size);
+    return SelectFromAll(values, size, k, max_value);
+  }
+
+  // The selection over a cleaned copy of every value, and their maximum.
+  Selection<T> SelectFromAll(const T* values, int64_t size, int64_t k,
+                             T* max_value) const {
     std::vector<T> all(size);
     for (int64_t i = 0; i < size; ++i) all[i] = Clean(values[i], take_abs_);
     *max_value = *std::max_element(all.begin(), all.end());
@@ -514,7 +515,7 @@ class KthLargestOp : public OpKernel {
   Warm warm_ TF_GUARDED_BY(mu_);
   // Ranks either side of the predicted k-th value that the warm bracket
   // spans; doubled after each warm miss.
-  int64_t delta_ TF_GUARDED_BY(mu_) = 0;
+  int64_t delta_ TF_GUARDED_BY(mu_) = kWarmMinDelta;
 };
 
 template <typename T>
