@@ -20,6 +20,7 @@ from model_pruning.python import native_build
 from model_pruning.python import native_kernels
 from model_pruning.python import nm_sparsity
 from model_pruning.python import saliency_masks
+from model_pruning.python import thresholds
 from tests import reference
 
 # Only an explicit MODEL_PRUNING_NATIVE=0 skips these: a machine that fails
@@ -68,8 +69,9 @@ def _data(kind, size, dtype=np.float32, seed=0):
 
 _KINDS = ['gaussian', 'few_values', 'constant', 'nan_inf', 'sorted',
           'periodic']
-# Around the direct-selection limit (2^14) and well past it.
-_SIZES = [1, 17, 1 << 14, (1 << 14) + 1, 100003]
+# Around the direct-selection limit (2^12), a small layer (1024 x 10) and
+# well past it.
+_SIZES = [1, 17, 1 << 12, (1 << 12) + 1, 10240, 100003]
 
 
 def _run(build, *values):
@@ -148,24 +150,149 @@ def test_kth_largest_clamps_k():
                                                               clean.size)
 
 
-@pytest.mark.parametrize('kind', ['gaussian', 'few_values', 'nan_inf'])
-@pytest.mark.parametrize('size', [17, 100003])
-def test_magnitude_mask_matches_numpy(kind, size):
+def _mask_update(values, sparsity, method, take_abs=True, decay=0.0,
+                 previous=0.0, nbins=256):
+  return native_kernels.mask_update(values, sparsity, previous, method, nbins,
+                                    decay, take_abs)
+
+
+def _infinite_bins_clip():
+  """The reference's histogram bins -Inf (and values whose bin overflows)
+  to a clipped end; numpy warns about the cast on the way."""
+  return np.errstate(invalid='ignore', over='ignore')
+
+
+def _expected_mask(clean, threshold, method, keep=None):
+  """numpy's mask for the op's threshold (exact: at or above the k-th)."""
+  if method == 'histogram':
+    return (clean > threshold).astype(np.float32)
+  if method == 'exact' and keep == 0:
+    return np.zeros(clean.shape, np.float32)
+  return (clean >= threshold).astype(np.float32)
+
+
+@pytest.mark.parametrize('kind', ['gaussian', 'few_values', 'nan_inf',
+                                  'periodic'])
+@pytest.mark.parametrize('size', [17, 10240, 100003])
+@pytest.mark.parametrize('method', ['histogram', 'sort', 'exact'])
+@pytest.mark.parametrize('take_abs', [True, False])
+def test_mask_update_matches_numpy(kind, size, method, take_abs):
+  """One cold update: the threshold is numpy's (within 1 ulp, as the
+  TensorFlow ops), the mask exactly the comparison with it."""
   values = _data(kind, size).reshape(-1, 1)
-  cases = [(take_abs, inclusive, threshold)
-           for take_abs in (True, False) for inclusive in (True, False)
-           for threshold in (0.0, 0.5, 1.0, float(_MAX32), np.inf)]
+  clean = _clean(values, take_abs)
+  sparsities = [0.0, 0.3, 0.9, 0.999, 1.0]
+  got = _run(lambda v: [_mask_update(v, s, method, take_abs)
+                        for s in sparsities], values)
+  for sparsity, update in zip(sparsities, got):
+    assert update.mask.dtype == np.float32
+    assert update.mask.shape == values.shape
+    keep = reference.keep_count(size, sparsity)
+    if method == 'exact':
+      assert update.k == keep
+      assert update.threshold == update.kth
+      assert ((update.kth, update.count_above, update.count_at) ==
+              reference.kth_largest_with_counts(clean, max(keep, 1)))
+    else:
+      with _infinite_bins_clip():
+        expected, _ = reference.threshold_mask(clean, sparsity, method)
+      np.testing.assert_array_max_ulp(update.threshold,
+                                      np.float32(expected), maxulp=1)
+    assert update.max_value == clean.max()
+    np.testing.assert_array_equal(
+        update.mask, _expected_mask(clean, update.threshold, method, keep),
+        err_msg='sparsity %s' % sparsity)
 
-  def build(v):
-    return [native_kernels.magnitude_mask(v, t, a, inclusive=i)
-            for a, i, t in cases]
 
-  for (take_abs, inclusive, threshold), mask in zip(cases, _run(build,
-                                                                values)):
-    clean = _clean(values, take_abs)
-    expected = clean >= threshold if inclusive else clean > threshold
-    assert mask.dtype == np.float32 and mask.shape == values.shape
-    np.testing.assert_array_equal(mask, expected.astype(np.float32))
+def test_mask_update_float64_with_decay():
+  values = _data('nan_inf', 60000, np.float64).reshape(200, 300)
+  clean = _clean(values, True)
+  for method in ('histogram', 'sort'):
+    update = _run(lambda v: _mask_update(v, 0.7, method, decay=0.25,
+                                         previous=0.5), values)
+    assert update.threshold.dtype == np.float64
+    with _infinite_bins_clip():
+      expected, _ = reference.threshold_mask(clean, 0.7, method,
+                                             previous_threshold=0.5,
+                                             decay=0.25)
+    np.testing.assert_array_max_ulp(update.threshold, expected, maxulp=2)
+    np.testing.assert_array_equal(
+        update.mask, _expected_mask(clean, update.threshold, method))
+
+
+def _drifting_runs(kind, size):
+  """(values, sparsity) per run: small moves and a ramping sparsity, then a
+  jump of the sparsity, every value scaled, and the values reordered."""
+  rng = np.random.default_rng(11)
+  values = _data(kind, size, seed=4)
+  runs = []
+  sparsity = 0.5
+  for run in range(10):
+    values = values + rng.normal(0, 1e-3, size).astype(np.float32)
+    sparsity += 0.002 * (run < 6)
+    runs.append((values, sparsity))
+  runs.append((values, 0.95))
+  runs.append((values * 8.0, 0.95))
+  runs.append((np.sort(values), 0.95))
+  return runs
+
+
+@pytest.mark.parametrize('kind', ['gaussian', 'nan_inf', 'few_values'])
+@pytest.mark.parametrize('method', ['histogram', 'sort', 'exact'])
+@pytest.mark.parametrize('decay', [0.0, 0.3])
+def test_mask_update_across_runs_same_as_tf_op_pipeline(kind, method, decay):
+  """Runs of one op keep a warm start: its pass writes the mask outside a
+  band around the k-th value and compares only the band after (histogram:
+  the band reaches down to the bin edge); a threshold outside the band
+  (smoothing, a jump) rewrites every entry. Every run equals the TensorFlow
+  ops bit for bit, signed and |w| scores alike."""
+  size = 120000
+  for take_abs in (True, False):
+    with tf.Graph().as_default():
+      values = tf.compat.v1.placeholder(tf.float32, [size])
+      sparsity = tf.compat.v1.placeholder(tf.float32, [])
+      previous = tf.compat.v1.placeholder(tf.float32, [])
+      args = (sparsity, previous, _method(method, decay), None, take_abs)
+      native = saliency_masks.threshold_and_mask(values, *args)
+      assert 'ModelPruningMaskUpdate' in [
+          op.type for op in tf.compat.v1.get_default_graph().get_operations()]
+      with native_kernels.disabled():
+        tf_ops = saliency_masks.threshold_and_mask(values, *args)
+      with tf.compat.v1.Session() as session:
+        threshold = 0.0
+        for run, (weights, level) in enumerate(
+            _drifting_runs(kind, size)):
+          feed = {values: weights, sparsity: level, previous: threshold}
+          (threshold, mask), (tf_threshold, tf_mask) = session.run(
+              [native, tf_ops], feed)
+          assert threshold == tf_threshold, (take_abs, run)
+          np.testing.assert_array_equal(mask, tf_mask,
+                                        err_msg='%s run %d' % (take_abs, run))
+
+
+def test_mask_update_ranks_follow_thresholds_rules():
+  """The op's rank rules (float32 arithmetic, half to even) against
+  thresholds.py's tensors at many sparsities, boundaries included."""
+  rng = np.random.default_rng(2)
+  size = 100003
+  boundaries = np.float32(np.arange(0, size + 1, 7919) / size)
+  sparsities = np.concatenate([
+      np.linspace(0, 1, 41, dtype=np.float32), rng.random(60, np.float32),
+      boundaries, np.nextafter(boundaries, np.float32(0)),
+      np.nextafter(boundaries, np.float32(1))]).astype(np.float32)
+  values = _data('gaussian', size)
+  with tf.Graph().as_default():
+    level = tf.compat.v1.placeholder(tf.float32, [])
+    ops = {method: _mask_update(tf.constant(values), level, method).k
+           for method in ('histogram', 'sort', 'exact')}
+    rules = {'histogram': thresholds.histogram_rank(size, level)[0],
+             'sort': thresholds.sort_rank(size, level),
+             'exact': thresholds.exact_rank(
+                 size, thresholds.keep_count(size, level))}
+    with tf.compat.v1.Session() as session:
+      for sparsity in sparsities:
+        got, expected = session.run([ops, rules], {level: sparsity})
+        assert got == expected, sparsity
 
 
 _NM_SHAPES = [(16, 24), (10, 7), (3, 3, 13, 5), (2, 3, 8, 6, 4), (6, 1)]
@@ -237,6 +364,17 @@ def test_bad_inputs_name_the_problem():
                      'scalar'):
     _run(lambda v: native_kernels.kth_largest(v, tf.constant([1, 2]), True),
          np.ones([4], np.float32))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='sparsity is NaN'):
+    _run(lambda v: _mask_update(v, float('nan'), 'sort'),
+         np.ones([4], np.float32))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='must not be empty'):
+    _run(lambda v: _mask_update(v, 0.5, 'histogram'), np.zeros([0, 3],
+                                                            np.float32))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='smoothing must '
+                     'hold 2 values'):
+    _run(lambda v: native_kernels.load().model_pruning_mask_update(
+        v, 0.5, 0.0, [1.0, 0.0, 0.0], method='sort'),
+         np.ones([4], np.float32))
 
 
 def _method(name, decay=0.0):
@@ -255,15 +393,17 @@ def _both_pipelines(build, *values):
 @pytest.mark.parametrize('kind', ['gaussian', 'few_values', 'nan_inf',
                                   'periodic'])
 @pytest.mark.parametrize('method', ['histogram', 'sort', 'exact'])
-def test_threshold_and_mask_same_as_tf_op_pipeline(kind, method):
+@pytest.mark.parametrize('decay', [0.0, 0.1])
+def test_threshold_and_mask_same_as_tf_op_pipeline(kind, method, decay):
   """Element-wise masks of signed weights, as Pruning builds them: every
-  method, with decay, and exact's random tie-break, equal bit for bit."""
+  method, with and without decay, and exact's random tie-break, equal bit
+  for bit."""
   weights = _data(kind, 60000, seed=5).reshape(200, 300)
   sparsities = [0.0, 0.3, 0.9, 0.999, 1.0]
 
   def build(w):
     return [saliency_masks.elementwise_mask(
-        w, None, False, s, tf.constant(0.4), _method(method, decay=0.1))
+        w, None, False, s, tf.constant(0.4), _method(method, decay=decay))
             for s in sparsities]
 
   native, tf_ops = _both_pipelines(build, weights)
@@ -275,7 +415,7 @@ def test_threshold_and_mask_same_as_tf_op_pipeline(kind, method):
     theta, mask = native[2]
     expected_theta, _ = reference.threshold_mask(
         reference.finite_magnitudes(weights), 0.9, method,
-        previous_threshold=0.4, decay=0.1)
+        previous_threshold=0.4, decay=decay)
     np.testing.assert_array_max_ulp(theta, expected_theta, maxulp=1)
 
 
@@ -317,16 +457,17 @@ def test_float16_weights_run_through_float32():
 
 
 def test_update_graph_uses_the_fused_ops():
-  """What makes it fast: the update of a weight is one selection op and one
-  mask op, with no |W| tensor in between."""
-  with tf.Graph().as_default() as graph:
-    weights = tf.compat.v1.placeholder(tf.float32, [300, 400])
-    saliency_masks.elementwise_mask(weights, None, False, 0.5, 0.0,
-                                    _method('histogram'))
-    types = [op.type for op in graph.get_operations()]
-  assert types.count('ModelPruningKthLargest') == 1
-  assert types.count('ModelPruningMagnitudeMask') == 1
-  assert 'Abs' not in types
+  """What makes it fast: the update of a weight is one op, with no |W|
+  tensor and no rank or threshold arithmetic around it."""
+  for method in ('histogram', 'sort'):
+    with tf.Graph().as_default() as graph:
+      weights = tf.compat.v1.placeholder(tf.float32, [300, 400])
+      saliency_masks.elementwise_mask(weights, None, False, 0.5, 0.0,
+                                      _method(method))
+      types = [op.type for op in graph.get_operations()]
+    assert types.count('ModelPruningMaskUpdate') == 1
+    assert 'ModelPruningKthLargest' not in types
+    assert not {'Abs', 'Ceil', 'Round', 'Floor', 'Greater'} & set(types)
 
 
 def test_build_key_follows_the_source(tmp_path):

@@ -1,7 +1,7 @@
 """The fused mask-update kernels (native/pruning_kernels.cc), when available.
 
 `available()` says whether the kernels are loaded; `kth_largest`,
-`magnitude_mask` and `m_by_n_mask` wrap the three ops. Where to find the library, in order:
+`mask_update` and `m_by_n_mask` wrap the three ops. Where to find the library, in order:
 
 1. $MODEL_PRUNING_NATIVE=0 turns them off: the TensorFlow-op pipeline runs
    (same answers, slower; docs/native_kernels.md).
@@ -17,6 +17,7 @@ imported, so a training graph that holds them can be imported again
 (`import_meta_graph`, `strip_pruning_vars`) in any process that imports
 model_pruning.
 """
+import collections
 import contextlib
 import os
 import subprocess
@@ -126,12 +127,28 @@ def kth_largest(values, k, take_abs):
   return load().model_pruning_kth_largest(values, k, take_abs=take_abs)
 
 
-def magnitude_mask(values, threshold, take_abs, inclusive):
-  """float32 mask of `values`' shape: cleaned (|)v(|) > threshold
-  (>= when `inclusive`), in one pass."""
-  return load().model_pruning_magnitude_mask(
-      values, tf.cast(threshold, values.dtype), take_abs=take_abs,
-      inclusive=inclusive)
+# ModelPruningMaskUpdate's outputs: `k` is the count exact keeps, else the
+# rank of the selected k-th largest.
+MaskUpdate = collections.namedtuple(
+    'MaskUpdate', ['threshold', 'mask', 'kth', 'count_above', 'count_at',
+                   'max_value', 'k'])
+
+
+def mask_update(values, sparsity, previous_threshold, method, nbins, decay,
+                take_abs):
+  """One weight's whole update (rank, k-th selection, threshold, float32
+  mask) in one op, by thresholds.py's rules for `method` ('histogram',
+  'sort', 'exact'); `decay` smooths with `previous_threshold` as
+  saliency_masks._smooth does (exact ignores both)."""
+  dtype = values.dtype
+  if previous_threshold is None:
+    previous_threshold = 0.0
+  smoothing = tf.constant([1.0 - decay, decay] if decay else [1.0, 0.0],
+                          dtype)
+  return MaskUpdate(*load().model_pruning_mask_update(
+      values, tf.cast(sparsity, tf.float32),
+      tf.cast(previous_threshold, dtype), smoothing, method=method,
+      nbins=nbins, take_abs=take_abs))
 
 
 def m_by_n_mask(scores, m, n, take_abs):

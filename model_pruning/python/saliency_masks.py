@@ -134,39 +134,28 @@ def _runs_native(values):
 
 def _native_threshold_and_mask(values, sparsity, previous_threshold, method,
                                take_abs):
-  """`threshold_and_mask` with the fused kernels: one pass finds the k-th
-  value (with the counts and the maximum), one writes the mask; the
-  threshold formulas are the same tensors as the TensorFlow-op path."""
-  size = values.get_shape().num_elements()
-  k, detail = _selected_rank(method.name, size, sparsity)
-  kth, above, at, max_value = native_kernels.kth_largest(values, k, take_abs)
-  if method.name == 'exact':
-    keep = detail
-    # k = 0 keeps nothing: compare against +inf.
-    cut = tf.where(keep > 0, kth, tf.constant(float('inf'), kth.dtype))
+  """`threshold_and_mask` as one fused op (`native_kernels.mask_update`),
+  with the same rules as the TensorFlow-op path; exact's rare random
+  tie-break runs the TensorFlow-op oracle."""
+  update = native_kernels.mask_update(values, sparsity, previous_threshold,
+                                      method.name, method.nbins,
+                                      method.decay, take_abs)
+  if method.name != 'exact':
+    return update.threshold, update.mask
+  keep = update.k
 
-    def some_ties():
-      # Rare (ties at the k-th value straddle the cut): the TF-op oracle.
-      cleaned = _finite(tf.abs(values) if take_abs else values)
-      _, mask = thresholds.exact_mask_from_kth(
-          cleaned, keep, (kth, above, at), method.seed, method.step)
-      return tf.cast(mask, tf.float32)
+  def some_ties():
+    # Ties at the k-th value straddle the cut: the TF-op oracle.
+    cleaned = _finite(tf.abs(values) if take_abs else values)
+    _, mask = thresholds.exact_mask_from_kth(
+        cleaned, keep, (update.kth, update.count_above, update.count_at),
+        method.seed, method.step)
+    return tf.cast(mask, tf.float32)
 
-    mask = tf.cond(
-        keep - above >= at,
-        lambda: native_kernels.magnitude_mask(values, cut, take_abs,
-                                              inclusive=True), some_ties)
-    mask.set_shape(values.get_shape())
-    return kth, mask
-  if method.name == 'sort':
-    threshold = _smooth(kth, previous_threshold, method.decay)
-    return threshold, native_kernels.magnitude_mask(values, threshold,
-                                                    take_abs, inclusive=True)
-  threshold = _smooth(
-      thresholds.histogram_from_kth(kth, max_value, detail, method.nbins),
-      previous_threshold, method.decay)
-  return threshold, native_kernels.magnitude_mask(values, threshold, take_abs,
-                                                  inclusive=False)
+  mask = tf.cond(keep - update.count_above >= update.count_at,
+                 lambda: update.mask, some_ties)
+  mask.set_shape(values.get_shape())
+  return update.threshold, mask
 
 
 def threshold_and_mask(magnitudes, sparsity, previous_threshold, method,
@@ -176,12 +165,13 @@ def threshold_and_mask(magnitudes, sparsity, previous_threshold, method,
   histogram: mask = |w| > theta (bin-quantised); sort: mask = |w| >= theta,
   theta the k-th largest; exact: exactly k = round(N (1 - s)) survive.
   `take_abs`: `magnitudes` are signed weights, ranked by their |w|.
-  With the native kernels (float32/64) two fused passes do it all. Else the
-  k-th selection starts next to `previous_threshold` (the threshold
-  variable's last value; `previous_sparsity`, when known, is the sparsity
-  it was computed for, so the start also follows the schedule's move) and
-  falls back to the cold selection when the k-th value moved away. All
-  paths give the same exact answer.
+  With the native kernels (float32/64) one op does it all, mostly in one
+  pass over the values.
+  Else the k-th selection starts next to `previous_threshold` (the
+  threshold variable's last value; `previous_sparsity`, when known, is the
+  sparsity it was computed for, so the start also follows the schedule's
+  move) and falls back to the cold selection when the k-th value moved
+  away. All paths give the same exact answer.
   """
   if _runs_native(magnitudes):
     return _native_threshold_and_mask(magnitudes, sparsity,

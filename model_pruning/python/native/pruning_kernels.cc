@@ -14,6 +14,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -61,20 +62,37 @@ k-th value, one pass counts what lies above the bracket and collects the
 values inside; when both miss, it selects from all.
 )doc");
 
-REGISTER_OP("ModelPruningMagnitudeMask")
+REGISTER_OP("ModelPruningMaskUpdate")
     .Input("values: T")
-    .Input("threshold: T")
+    .Input("sparsity: float")
+    .Input("previous_threshold: T")
+    .Input("smoothing: T")
+    .Output("threshold: T")
     .Output("mask: float")
+    .Output("kth: T")
+    .Output("count_above: int32")
+    .Output("count_at: int32")
+    .Output("max_value: T")
+    .Output("k: int32")
     .Attr("T: {float, double}")
+    .Attr("method: {'histogram', 'sort', 'exact'}")
+    .Attr("nbins: int >= 1 = 256")
     .Attr("take_abs: bool = true")
-    .Attr("inclusive: bool = false")
     .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->input(0));
+      for (int i = 0; i < 7; ++i) c->set_output(i, c->Scalar());
+      c->set_output(1, c->input(0));
       return absl::OkStatus();
     })
     .Doc(R"doc(
-1.0 where the cleaned magnitude of `values` is above `threshold` (at or
-above it when `inclusive`), else 0.0; the shape of `values`.
+One weight's mask update at `sparsity` by `method` (thresholds.py's rules).
+Returns the threshold; the float32 mask, 1.0 where the cleaned magnitude
+is above the threshold for histogram, at or above it for sort, and at or
+above the k-th value for exact (none when it keeps 0); the k-th largest
+cleaned magnitude with the counts above and at it; the largest; and k, the
+number exact keeps or else the rank selected. `smoothing` = (1 - decay,
+decay) mixes the new threshold with `previous_threshold` (not for exact).
+Exact leaves ties that straddle k to the caller (when k - count_above <
+count_at).
 )doc");
 
 REGISTER_OP("ModelPruningMByNMask")
@@ -98,8 +116,9 @@ survive, ties to the lower index; a last, partial group keeps at most m.
 
 namespace {
 
-// Below this many values, a plain selection over a copy is as fast.
-constexpr int64_t kDirectMaxSize = 1 << 14;
+// Up to this many values (the smallest sample), a plain selection over a
+// copy is as fast as a bracket.
+constexpr int64_t kDirectMaxSize = 1 << 12;
 // The sample: at most 2^15 values, at least 2^12, and about one per 64
 // (each sampled value is a cache miss; its reads must stay well below a pass).
 constexpr int64_t kMaxSampleSize = 1 << 15;
@@ -132,21 +151,24 @@ inline uint64_t SplitMix(uint64_t* state) {
   return z ^ (z >> 31);
 }
 
-// One pass over values[0, n) (v cleaned): adds #(v > high) to *above,
-// raises *max_value to the largest v, and writes the v in [low, high] to
-// band[0, ...) (room for n values); returns how many it wrote.
+// One pass over values[begin, end) (v cleaned): adds #(v > high) to *above,
+// raises *max_value to the largest v, writes the indices of the v in
+// [low, high] to band[0, ...) (room for end - begin) and, when `mask` is not
+// null, mask[i] = [v > high]; returns how many indices it wrote.
 template <typename T>
-int64_t ScanRangeScalar(const T* values, int64_t n, T low, T high,
-                        bool take_abs, int64_t* above, T* max_value,
-                        T* band) {
+int64_t ScanRangeScalar(const T* values, int64_t begin, int64_t end, T low,
+                        T high, bool take_abs, int64_t* above, T* max_value,
+                        int64_t* band, float* mask) {
   int64_t count = 0;
   int64_t appended = 0;
   T largest = *max_value;
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = begin; i < end; ++i) {
     const T v = Clean(values[i], take_abs);
     largest = std::max(largest, v);
-    count += v > high;
-    band[appended] = v;
+    const bool is_above = v > high;
+    count += is_above;
+    if (mask != nullptr) mask[i] = is_above ? 1.0f : 0.0f;
+    band[appended] = i;
     appended += (v >= low) & (v <= high);
   }
   *above += count;
@@ -155,80 +177,121 @@ int64_t ScanRangeScalar(const T* values, int64_t n, T low, T high,
 }
 
 template <typename T>
-int64_t ScanRange(const T* values, int64_t n, T low, T high, bool take_abs,
-                  int64_t* above, T* max_value, T* band) {
-  return ScanRangeScalar(values, n, low, high, take_abs, above, max_value,
-                         band);
+int64_t ScanRange(const T* values, int64_t begin, int64_t end, T low, T high,
+                  bool take_abs, int64_t* above, T* max_value, int64_t* band,
+                  float* mask) {
+  return ScanRangeScalar(values, begin, end, low, high, take_abs, above,
+                         max_value, band, mask);
+}
+
+// 1.0 where Clean(v) > threshold (>= when inclusive), for [begin, end).
+template <typename T>
+void MaskRangeScalar(const T* values, int64_t begin, int64_t end, T threshold,
+                     bool take_abs, bool inclusive, float* mask) {
+  if (inclusive) {
+    for (int64_t i = begin; i < end; ++i) {
+      mask[i] = Clean(values[i], take_abs) >= threshold ? 1.0f : 0.0f;
+    }
+  } else {
+    for (int64_t i = begin; i < end; ++i) {
+      mask[i] = Clean(values[i], take_abs) > threshold ? 1.0f : 0.0f;
+    }
+  }
+}
+
+template <typename T>
+void MaskRange(const T* values, int64_t begin, int64_t end, T threshold,
+               bool take_abs, bool inclusive, float* mask) {
+  MaskRangeScalar(values, begin, end, threshold, take_abs, inclusive, mask);
 }
 
 #ifdef __SSE2__
-// float32 with SSE2 (every x86-64), 16 values a step: cleaning is branch-free
-// (NaN lanes zeroed, then min with FLT_MAX), the count and max stay in
-// registers, and only steps that hold a band value leave the vector path,
-// to append its values without branches (docs/native_kernels.md).
+// float32 with SSE2 (every x86-64), 16 values a step, branch-free: the
+// count and max stay in registers, the mask is stored from the same
+// compare, and only steps that hold a band value leave the vector path, to
+// append its indices without branches (docs/native_kernels.md).
+//
+// Cleaning (NaN -> 0, +Inf -> max) changes no comparison when
+// 0 < low <= high < max: NaN compares false like the 0 it stands for (below
+// low) and +Inf compares like max. Then the loop only zeroes NaN lanes for
+// the maximum and clamps it once at the end (kClean false); otherwise it
+// cleans every value first (kClean true).
 namespace sse {
 
 struct Lanes {
-  __m128 abs_mask, largest_finite, low, high;
+  __m128 abs_mask, largest_finite, low, high, one;
+  float low_value, high_value;
+  bool take_abs;
 };
 
-inline __m128 CleanLanes(const Lanes& c, const float* at) {
+template <bool kClean>
+inline __m128 Load(const Lanes& c, const float* at) {
   __m128 v = _mm_and_ps(_mm_loadu_ps(at), c.abs_mask);
+  if (!kClean) return v;
   v = _mm_andnot_ps(_mm_cmpunord_ps(v, v), v);
   return _mm_min_ps(v, c.largest_finite);
 }
 
-inline __m128 InBand(const Lanes& c, __m128 v) {
-  return _mm_and_ps(_mm_cmpge_ps(v, c.low), _mm_cmple_ps(v, c.high));
+// v for the maximum: NaN lanes as 0 (already so when cleaned).
+template <bool kClean>
+inline __m128 ForMax(__m128 v) {
+  return kClean ? v : _mm_andnot_ps(_mm_cmpunord_ps(v, v), v);
 }
 
-inline __m128i Above(const Lanes& c, __m128 v) {
-  return _mm_castps_si128(_mm_cmpgt_ps(v, c.high));
+// v >= low and not above high (NaN fails the first test).
+inline __m128 InBand(const Lanes& c, __m128 v, __m128 above) {
+  return _mm_andnot_ps(above, _mm_cmpge_ps(v, c.low));
 }
 
-}  // namespace sse
-
-template <>
-int64_t ScanRange<float>(const float* values, int64_t n, float low,
-                         float high, bool take_abs, int64_t* above,
-                         float* max_value, float* band) {
+template <bool kClean, bool kMask>
+int64_t ScanRange(const float* values, int64_t begin, int64_t end,
+                  const Lanes& c, int64_t* above, float* max_value,
+                  int64_t* band, float* mask) {
   constexpr int64_t kStep = 16;
-  const sse::Lanes c{
-      _mm_castsi128_ps(_mm_set1_epi32(
-          take_abs ? 0x7fffffff : static_cast<int32_t>(0xffffffff))),
-      _mm_set1_ps(std::numeric_limits<float>::max()), _mm_set1_ps(low),
-      _mm_set1_ps(high)};
-  const int64_t vector_end = n - n % kStep;
+  const int64_t vector_end = end - (end - begin) % kStep;
   int64_t appended = 0;
   __m128 max4 = _mm_set1_ps(*max_value);
   int64_t count = 0;
-  int64_t i = 0;
+  int64_t i = begin;
   while (i < vector_end) {
     // int32 lane counts: flushed every 2^22 values, so they never overflow.
     const int64_t stop = std::min(vector_end, i + (int64_t{1} << 22));
     __m128i count4 = _mm_setzero_si128();
     for (; i < stop; i += kStep) {
-      const __m128 v0 = sse::CleanLanes(c, values + i);
-      const __m128 v1 = sse::CleanLanes(c, values + i + 4);
-      const __m128 v2 = sse::CleanLanes(c, values + i + 8);
-      const __m128 v3 = sse::CleanLanes(c, values + i + 12);
-      max4 = _mm_max_ps(_mm_max_ps(max4, _mm_max_ps(v0, v1)),
-                        _mm_max_ps(v2, v3));
-      count4 = _mm_sub_epi32(count4, _mm_add_epi32(
-          _mm_add_epi32(sse::Above(c, v0), sse::Above(c, v1)),
-          _mm_add_epi32(sse::Above(c, v2), sse::Above(c, v3))));
-      const __m128 any = _mm_or_ps(
-          _mm_or_ps(sse::InBand(c, v0), sse::InBand(c, v1)),
-          _mm_or_ps(sse::InBand(c, v2), sse::InBand(c, v3)));
-      if (__builtin_expect(_mm_movemask_ps(any) != 0, 0)) {
-        alignas(16) float lanes[kStep];
-        _mm_store_ps(lanes, v0);
-        _mm_store_ps(lanes + 4, v1);
-        _mm_store_ps(lanes + 8, v2);
-        _mm_store_ps(lanes + 12, v3);
+      __m128 v[4];
+      __m128 is_above[4];
+      for (int j = 0; j < 4; ++j) {
+        v[j] = Load<kClean>(c, values + i + 4 * j);
+        is_above[j] = _mm_cmpgt_ps(v[j], c.high);
+      }
+      max4 = _mm_max_ps(
+          max4, _mm_max_ps(_mm_max_ps(ForMax<kClean>(v[0]),
+                                      ForMax<kClean>(v[1])),
+                           _mm_max_ps(ForMax<kClean>(v[2]),
+                                      ForMax<kClean>(v[3]))));
+      count4 = _mm_sub_epi32(
+          count4,
+          _mm_add_epi32(_mm_add_epi32(_mm_castps_si128(is_above[0]),
+                                      _mm_castps_si128(is_above[1])),
+                        _mm_add_epi32(_mm_castps_si128(is_above[2]),
+                                      _mm_castps_si128(is_above[3]))));
+      if (kMask) {
+        for (int j = 0; j < 4; ++j) {
+          _mm_storeu_ps(mask + i + 4 * j, _mm_and_ps(is_above[j], c.one));
+        }
+      }
+      const __m128 b0 = InBand(c, v[0], is_above[0]);
+      const __m128 b1 = InBand(c, v[1], is_above[1]);
+      const __m128 b2 = InBand(c, v[2], is_above[2]);
+      const __m128 b3 = InBand(c, v[3], is_above[3]);
+      if (__builtin_expect(
+              _mm_movemask_ps(_mm_or_ps(_mm_or_ps(b0, b1),
+                                        _mm_or_ps(b2, b3))) != 0, 0)) {
+        const int bits = _mm_movemask_ps(b0) | _mm_movemask_ps(b1) << 4 |
+                         _mm_movemask_ps(b2) << 8 | _mm_movemask_ps(b3) << 12;
         for (int lane = 0; lane < kStep; ++lane) {
-          band[appended] = lanes[lane];
-          appended += (lanes[lane] >= low) & (lanes[lane] <= high);
+          band[appended] = i + lane;
+          appended += (bits >> lane) & 1;
         }
       }
     }
@@ -239,10 +302,73 @@ int64_t ScanRange<float>(const float* values, int64_t n, float low,
   alignas(16) float maxes[4];
   _mm_store_ps(maxes, max4);
   *above += count;
-  *max_value = std::max(std::max(maxes[0], maxes[1]),
-                        std::max(maxes[2], maxes[3]));
-  return appended + ScanRangeScalar(values + i, n - i, low, high, take_abs,
-                                    above, max_value, band + appended);
+  *max_value = std::min(std::max(std::max(maxes[0], maxes[1]),
+                                 std::max(maxes[2], maxes[3])),
+                        std::numeric_limits<float>::max());
+  return appended + ScanRangeScalar(values, i, end, c.low_value,
+                                    c.high_value, c.take_abs, above,
+                                    max_value, band + appended, mask);
+}
+
+}  // namespace sse
+
+template <>
+int64_t ScanRange<float>(const float* values, int64_t begin, int64_t end,
+                         float low, float high, bool take_abs,
+                         int64_t* above, float* max_value, int64_t* band,
+                         float* mask) {
+  const float largest_finite = std::numeric_limits<float>::max();
+  const sse::Lanes c{
+      _mm_castsi128_ps(_mm_set1_epi32(
+          take_abs ? 0x7fffffff : static_cast<int32_t>(0xffffffff))),
+      _mm_set1_ps(largest_finite), _mm_set1_ps(low), _mm_set1_ps(high),
+      _mm_set1_ps(1.0f), low, high, take_abs};
+  const bool clean = !(low > 0 && high < largest_finite);
+  if (clean) {
+    return mask != nullptr
+               ? sse::ScanRange<true, true>(values, begin, end, c, above,
+                                            max_value, band, mask)
+               : sse::ScanRange<true, false>(values, begin, end, c, above,
+                                             max_value, band, mask);
+  }
+  return mask != nullptr
+             ? sse::ScanRange<false, true>(values, begin, end, c, above,
+                                           max_value, band, mask)
+             : sse::ScanRange<false, false>(values, begin, end, c, above,
+                                            max_value, band, mask);
+}
+
+// The mask alone: compare and store, 4 values a step. Clean(v) and v
+// compare alike against a threshold in (0, max) (inclusive) or [0, max)
+// (exclusive), for the reasons above; other thresholds run the scalar loop.
+template <>
+void MaskRange<float>(const float* values, int64_t begin, int64_t end,
+                      float threshold, bool take_abs, bool inclusive,
+                      float* mask) {
+  const bool plain = (inclusive ? threshold > 0 : threshold >= 0) &&
+                     threshold < std::numeric_limits<float>::max();
+  if (!plain) {
+    MaskRangeScalar(values, begin, end, threshold, take_abs, inclusive, mask);
+    return;
+  }
+  const __m128 abs_mask = _mm_castsi128_ps(_mm_set1_epi32(
+      take_abs ? 0x7fffffff : static_cast<int32_t>(0xffffffff)));
+  const __m128 theta = _mm_set1_ps(threshold);
+  const __m128 one = _mm_set1_ps(1.0f);
+  const int64_t vector_end = end - (end - begin) % 4;
+  int64_t i = begin;
+  if (inclusive) {
+    for (; i < vector_end; i += 4) {
+      const __m128 v = _mm_and_ps(_mm_loadu_ps(values + i), abs_mask);
+      _mm_storeu_ps(mask + i, _mm_and_ps(_mm_cmpge_ps(v, theta), one));
+    }
+  } else {
+    for (; i < vector_end; i += 4) {
+      const __m128 v = _mm_and_ps(_mm_loadu_ps(values + i), abs_mask);
+      _mm_storeu_ps(mask + i, _mm_and_ps(_mm_cmpgt_ps(v, theta), one));
+    }
+  }
+  MaskRangeScalar(values, i, end, threshold, take_abs, inclusive, mask);
 }
 #endif  // __SSE2__
 
@@ -269,46 +395,59 @@ Selection<T> SelectInPlace(std::vector<T>* candidates, int64_t rank) {
   return result;
 }
 
+// The values' indices in [low, high] (ascending) and that range: the mask
+// entries a threshold inside it decides. Empty with low > high: every entry.
 template <typename T>
-class KthLargestOp : public OpKernel {
+struct Band {
+  std::vector<int64_t> indices;
+  T low = std::numeric_limits<T>::infinity();
+  T high = -std::numeric_limits<T>::infinity();
+};
+
+// The k-th selection of one op (one weight's update), with the warm start
+// it keeps between runs (docs/native_kernels.md). Thread-safe.
+template <typename T>
+class Selector {
  public:
-  explicit KthLargestOp(OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, context->GetAttr("take_abs", &take_abs_));
-  }
+  // nbins > 0 (histogram): the band reaches one bin below the bracket.
+  Selector(bool take_abs, int64_t nbins) : take_abs_(take_abs), nbins_(nbins) {}
 
-  void Compute(OpKernelContext* context) override {
-    const Tensor& values_tensor = context->input(0);
-    const Tensor& k_tensor = context->input(1);
-    OP_REQUIRES(context, k_tensor.dims() == 0,
-                absl::InvalidArgumentError(
-                    absl::StrCat("k must be a scalar, got shape ",
-                                 k_tensor.shape().DebugString())));
-    const int64_t size = values_tensor.NumElements();
-    OP_REQUIRES(context, size > 0,
-                absl::InvalidArgumentError(
-                    absl::StrCat("values must not be empty; got shape ",
-                                 values_tensor.shape().DebugString())));
-    const T* values = values_tensor.flat<T>().data();
-    const int64_t k = std::min<int64_t>(
-        std::max<int64_t>(k_tensor.scalar<int32_t>()(), 1), size);
-
-    T max_value;
-    const Selection<T> result =
-        size <= kDirectMaxSize
-            ? SelectFromAll(values, size, k, &max_value)
-            : Bracketed(context, values, size, k, &max_value);
-    Output(context, 0, result.kth);
-    OutputCount(context, 1, result.above);
-    OutputCount(context, 2, result.at);
-    Output(context, 3, max_value);
+  // The k-th largest cleaned value (1 <= k <= size), the counts above and
+  // at it, and *max_value. When `mask` is not null the pass also writes the
+  // provisional mask: 1.0 above band->high, 0.0 below band->low, with
+  // band->indices every value in between (an empty band for small sizes,
+  // whose mask is not written).
+  Selection<T> Select(OpKernelContext* context, const T* values, int64_t size,
+                      int64_t k, T* max_value, float* mask, Band<T>* band) {
+    if (size <= kDirectMaxSize) return SelectFromAll(values, size, k, max_value);
+    Selection<T> result;
+    T low, high, max_estimate;
+    if (WarmBracket(size, k, &low, &high, &max_estimate)) {
+      if (ScanAndSelect(context, values, size, k,
+                        ScanLow(low, max_estimate), high, &result, max_value,
+                        mask, band)) {
+        return result;
+      }
+      Forget(size);
+    }
+    Bracket(values, size, k, &low, &high, &max_estimate);
+    if (ScanAndSelect(context, values, size, k, ScanLow(low, max_estimate),
+                      high, &result, max_value, mask, band)) {
+      return result;
+    }
+    // The bracket missed (rare, or adversarial data): select from all. The
+    // pass's mask and band stay valid for the bracket.
+    Forget(size);
+    return SelectFromAll(values, size, k, max_value);
   }
 
  private:
   // Sample bounds (low, high) that hold the k-th largest with high odds: a
   // stratified sample of n values has about n k / N above it, within
   // 3 sqrt(n p (1 - p)) + 2 (p = k / N); stratifying only narrows that.
-  void Bracket(const T* values, int64_t size, int64_t k, T* low,
-               T* high) const {
+  // *sample_max: the sample's largest value.
+  void Bracket(const T* values, int64_t size, int64_t k, T* low, T* high,
+               T* sample_max) const {
     const int64_t sample_size = std::max(
         kMinSampleSize, std::min(kMaxSampleSize, size / kValuesPerSample));
     std::vector<T> sample(sample_size);
@@ -320,6 +459,7 @@ class KthLargestOp : public OpKernel {
           static_cast<int64_t>((i + u) * stride), size - 1);
       sample[i] = Clean(values[index], take_abs_);
     }
+    *sample_max = *std::max_element(sample.begin(), sample.end());
     const double p = static_cast<double>(k) / size;
     const double expected = p * sample_size;
     const double margin =
@@ -343,16 +483,30 @@ class KthLargestOp : public OpKernel {
     }
   }
 
+  // The bracket's low end as the pass uses it. For histogram (nbins > 0)
+  // the threshold is the bin edge at or below the k-th value, so the band
+  // reaches one bin (max / nbins, with room for the max to grow 3%) lower:
+  // then the threshold usually lands inside it and only the band's entries
+  // of the provisional mask need comparing. A positive end stays positive
+  // (the vector loop's fast case).
+  T ScanLow(T low, T max_estimate) const {
+    if (nbins_ == 0 || !(max_estimate > 0)) return low;
+    const T reach = low - max_estimate / nbins_ * T(1.03);
+    if (low > 0 && !(reach > 0)) return std::numeric_limits<T>::min();
+    return reach;
+  }
+
   // The bracket the last selection left for this one (its warm start), or
   // false. Valid while the size is the same and k moved by at most what the
-  // bracket allows for.
-  bool WarmBracket(int64_t size, int64_t k, T* low, T* high) {
+  // bracket allows for. *last_max: the maximum that selection saw.
+  bool WarmBracket(int64_t size, int64_t k, T* low, T* high, T* last_max) {
     ::tensorflow::mutex_lock lock(mu_);
     if (warm_.size != size || std::abs(k - warm_.k) > warm_.reach) {
       return false;
     }
     *low = warm_.low;
     *high = warm_.high;
+    *last_max = warm_.max_value;
     return true;
   }
 
@@ -363,7 +517,7 @@ class KthLargestOp : public OpKernel {
   // shorter. Weights move little between frequent updates: the next k-th
   // value is then inside, and the sample is skipped.
   void Remember(int64_t size, int64_t k, std::vector<T>* band, int64_t rank,
-                T low, T high) {
+                T low, T high, T max_value) {
     ::tensorflow::mutex_lock lock(mu_);
     const int64_t move = warm_.size == size ? k - warm_.k : 0;
     const int64_t delta = std::max<int64_t>(
@@ -386,7 +540,7 @@ class KthLargestOp : public OpKernel {
                        band->end(), std::greater<T>());
       next_low = (*band)[low_rank - 1];
     }
-    warm_ = Warm{size, k + move, delta / 2, next_low, next_high};
+    warm_ = Warm{size, k + move, delta / 2, next_low, next_high, max_value};
   }
 
   void Forget(int64_t size) {
@@ -398,18 +552,21 @@ class KthLargestOp : public OpKernel {
         std::max<int64_t>(size / 16, kWarmMinDelta));
   }
 
-  // One pass over the values with the bracket [low, high], then the
-  // selection among the bracketed values. False when the bracket missed.
+  // One pass over the values with the bracket [low, high] (writing the
+  // provisional mask when `mask` is not null), then the selection among the
+  // bracketed values. *band holds their indices either way; false when the
+  // bracket missed the k-th value.
   bool ScanAndSelect(OpKernelContext* context, const T* values, int64_t size,
                      int64_t k, T low, T high, Selection<T>* result,
-                     T* max_value) {
-    // One pass, sharded: #(v > high), the values in [low, high], max(v).
+                     T* max_value, float* mask, Band<T>* band) {
+    // One pass, sharded: #(v > high), the indices of v in [low, high],
+    // max(v), and the provisional mask.
     struct Shard {
       int64_t above = 0;
       T max_value = -std::numeric_limits<T>::infinity();
-      // Room for every value of the shard, uninitialised: only the band's
+      // Room for every index of the shard, uninitialised: only the band's
       // few pages are ever touched.
-      std::unique_ptr<T[]> band;
+      std::unique_ptr<int64_t[]> band;
       int64_t band_size = 0;
     };
     auto* workers = context->device()->tensorflow_cpu_worker_threads();
@@ -423,56 +580,36 @@ class KthLargestOp : public OpKernel {
         const int64_t begin = s * shard_size;
         const int64_t end = std::min(size, begin + shard_size);
         if (begin >= end) continue;
-        shard.band.reset(new T[end - begin]);
+        shard.band.reset(new int64_t[end - begin]);
         shard.band_size =
-            ScanRange(values + begin, end - begin, low, high, take_abs,
-                      &shard.above, &shard.max_value, shard.band.get());
+            ScanRange(values, begin, end, low, high, take_abs, &shard.above,
+                      &shard.max_value, shard.band.get(), mask);
       }
     };
     ::tensorflow::Shard(workers->num_threads, workers->workers, num_shards,
                         /*cost_per_unit=*/shard_size * kCostPerElement, pass);
     int64_t above = 0;
-    int64_t band_size = 0;
     *max_value = -std::numeric_limits<T>::infinity();
+    band->indices.clear();
     for (const Shard& shard : shards) {
       above += shard.above;
-      band_size += shard.band_size;
       *max_value = std::max(*max_value, shard.max_value);
+      band->indices.insert(band->indices.end(), shard.band.get(),
+                           shard.band.get() + shard.band_size);
     }
+    band->low = low;
+    band->high = high;
+    const int64_t band_size = static_cast<int64_t>(band->indices.size());
     const int64_t rank = k - above;
     if (rank < 1 || rank > band_size) return false;
-    std::vector<T> band;
-    band.reserve(band_size);
-    for (const Shard& shard : shards) {
-      band.insert(band.end(), shard.band.get(),
-                  shard.band.get() + shard.band_size);
+    std::vector<T> candidates(band_size);
+    for (int64_t j = 0; j < band_size; ++j) {
+      candidates[j] = Clean(values[band->indices[j]], take_abs);
     }
-    *result = SelectInPlace(&band, rank);
+    *result = SelectInPlace(&candidates, rank);
     result->above += above;
-    Remember(size, k, &band, rank, low, high);
+    Remember(size, k, &candidates, rank, low, high, *max_value);
     return true;
-  }
-
-  // Warm bracket, else the sample's, else (both missed) all values.
-  Selection<T> Bracketed(OpKernelContext* context, const T* values,
-                         int64_t size, int64_t k, T* max_value) {
-    Selection<T> result;
-    T low, high;
-    if (WarmBracket(size, k, &low, &high)) {
-      if (ScanAndSelect(context, values, size, k, low, high, &result,
-                        max_value)) {
-        return result;
-      }
-      Forget(size);
-    }
-    Bracket(values, size, k, &low, &high);
-    if (ScanAndSelect(context, values, size, k, low, high, &result,
-                      max_value)) {
-      return result;
-    }
-    // The bracket missed (rare, or adversarial data): select from all.
-    Forget(size);
-    return SelectFromAll(values, size, k, max_value);
   }
 
   // The selection over a cleaned copy of every value, and their maximum.
@@ -484,33 +621,20 @@ class KthLargestOp : public OpKernel {
     return SelectInPlace(&all, k);
   }
 
-  static void Output(OpKernelContext* context, int index, T value) {
-    Tensor* out = nullptr;
-    OP_REQUIRES_OK(context,
-                   context->allocate_output(index, TensorShape({}), &out));
-    out->scalar<T>()() = value;
-  }
-
-  static void OutputCount(OpKernelContext* context, int index,
-                          int64_t value) {
-    Tensor* out = nullptr;
-    OP_REQUIRES_OK(context,
-                   context->allocate_output(index, TensorShape({}), &out));
-    out->scalar<int32_t>()() = static_cast<int32_t>(value);
-  }
-
   // The warm start's state: `reach` is how far k may move from `k` for
-  // [low, high] to be tried. Per kernel instance, i.e. per weight's update
-  // op; guarded by mu_ (a kernel may run in concurrent steps).
+  // [low, high] to be tried; `max_value` the last maximum (the histogram
+  // band's reach). Guarded by mu_ (an op may run in concurrent steps).
   struct Warm {
     int64_t size = -1;
     int64_t k = 0;
     int64_t reach = 0;
     T low = 0;
     T high = 0;
+    T max_value = 0;
   };
 
-  bool take_abs_;
+  const bool take_abs_;
+  const int64_t nbins_;
   ::tensorflow::mutex mu_;
   Warm warm_ TF_GUARDED_BY(mu_);
   // Ranks either side of the predicted k-th value that the warm bracket
@@ -518,49 +642,223 @@ class KthLargestOp : public OpKernel {
   int64_t delta_ TF_GUARDED_BY(mu_) = kWarmMinDelta;
 };
 
+absl::Status ScalarInput(OpKernelContext* context, int index,
+                         const char* name) {
+  const Tensor& tensor = context->input(index);
+  if (tensor.dims() == 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      name, " must be a scalar, got shape ", tensor.shape().DebugString()));
+}
+
+absl::Status NonEmpty(const Tensor& values) {
+  if (values.NumElements() > 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "values must not be empty; got shape ", values.shape().DebugString()));
+}
+
 template <typename T>
-class MagnitudeMaskOp : public OpKernel {
+void OutputScalar(OpKernelContext* context, int index, T value) {
+  Tensor* out = nullptr;
+  OP_REQUIRES_OK(context,
+                 context->allocate_output(index, TensorShape({}), &out));
+  out->scalar<T>()() = value;
+}
+
+void OutputCount(OpKernelContext* context, int index, int64_t value) {
+  OutputScalar<int32_t>(context, index, static_cast<int32_t>(value));
+}
+
+template <typename T>
+class KthLargestOp : public OpKernel {
  public:
-  explicit MagnitudeMaskOp(OpKernelConstruction* context)
-      : OpKernel(context) {
-    OP_REQUIRES_OK(context, context->GetAttr("take_abs", &take_abs_));
-    OP_REQUIRES_OK(context, context->GetAttr("inclusive", &inclusive_));
+  explicit KthLargestOp(OpKernelConstruction* context) : OpKernel(context) {
+    bool take_abs;
+    OP_REQUIRES_OK(context, context->GetAttr("take_abs", &take_abs));
+    selector_ = std::make_unique<Selector<T>>(take_abs, 0);
   }
 
   void Compute(OpKernelContext* context) override {
     const Tensor& values_tensor = context->input(0);
-    const Tensor& threshold_tensor = context->input(1);
-    OP_REQUIRES(context, threshold_tensor.dims() == 0,
-                absl::InvalidArgumentError(
-                    absl::StrCat("threshold must be a scalar, got shape ",
-                                 threshold_tensor.shape().DebugString())));
-    Tensor* mask_tensor = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(
-                                0, values_tensor.shape(), &mask_tensor));
-    const T* values = values_tensor.flat<T>().data();
-    float* mask = mask_tensor->flat<float>().data();
-    const T threshold = threshold_tensor.scalar<T>()();
-    const bool take_abs = take_abs_;
-    const bool inclusive = inclusive_;
-    auto pass = [=](int64_t begin, int64_t end) {
-      if (inclusive) {
-        for (int64_t i = begin; i < end; ++i) {
-          mask[i] = Clean(values[i], take_abs) >= threshold ? 1.0f : 0.0f;
-        }
-      } else {
-        for (int64_t i = begin; i < end; ++i) {
-          mask[i] = Clean(values[i], take_abs) > threshold ? 1.0f : 0.0f;
-        }
-      }
-    };
-    auto* workers = context->device()->tensorflow_cpu_worker_threads();
-    ::tensorflow::Shard(workers->num_threads, workers->workers,
-                        values_tensor.NumElements(), kCostPerElement, pass);
+    OP_REQUIRES_OK(context, ScalarInput(context, 1, "k"));
+    OP_REQUIRES_OK(context, NonEmpty(values_tensor));
+    const int64_t size = values_tensor.NumElements();
+    const int64_t k = std::min<int64_t>(
+        std::max<int64_t>(context->input(1).scalar<int32_t>()(), 1), size);
+    T max_value;
+    Band<T> band;
+    const Selection<T> result =
+        selector_->Select(context, values_tensor.flat<T>().data(), size, k,
+                          &max_value, nullptr, &band);
+    OutputScalar(context, 0, result.kth);
+    OutputCount(context, 1, result.above);
+    OutputCount(context, 2, result.at);
+    OutputScalar(context, 3, max_value);
   }
 
  private:
+  std::unique_ptr<Selector<T>> selector_;
+};
+
+// mask = [Clean(v) > threshold] (>= when inclusive), sharded.
+template <typename T>
+void WriteMask(OpKernelContext* context, const T* values, int64_t size,
+               T threshold, bool take_abs, bool inclusive, float* mask) {
+  auto pass = [=](int64_t begin, int64_t end) {
+    MaskRange(values, begin, end, threshold, take_abs, inclusive, mask);
+  };
+  auto* workers = context->device()->tensorflow_cpu_worker_threads();
+  ::tensorflow::Shard(workers->num_threads, workers->workers, size,
+                      kCostPerElement, pass);
+}
+
+// The ranks a threshold method selects at sparsity s, as thresholds.py
+// computes them (float32 arithmetic, round half to even):
+//   keep = round(N (1 - s)); sort: k = clip(keep, 1, N); exact: keep
+//   clipped to [0, N], selecting k = max(keep, 1); histogram: c* the
+//   smallest c in [0, N] with float32(c / N) >= s among ceil(s N) - 1 ..
+//   + 1 (else N), k = clip(N - c* + 1, 1, N).
+struct Ranks {
+  int64_t k;            // The rank of the k-th largest to select.
+  int64_t keep;         // exact: how many survive (0 keeps none).
+  int64_t count_below;  // histogram: c*.
+};
+
+int64_t KeepCount(int64_t size, float sparsity) {
+  return static_cast<int64_t>(std::nearbyint(
+      static_cast<float>(size) * (1.0f - sparsity)));
+}
+
+int64_t Clip(int64_t value, int64_t low, int64_t high) {
+  return std::min(std::max(value, low), high);
+}
+
+enum class Method { kHistogram, kSort, kExact };
+
+Ranks RanksFor(Method method, int64_t size, float sparsity) {
+  if (method != Method::kHistogram) {
+    const int64_t keep = KeepCount(size, sparsity);
+    if (method == Method::kSort) return {Clip(keep, 1, size), keep, 0};
+    const int64_t exact_keep = Clip(keep, 0, size);
+    return {std::max<int64_t>(exact_keep, 1), exact_keep, 0};
+  }
+  const int64_t guess = static_cast<int64_t>(
+      std::ceil(sparsity * static_cast<float>(size)));
+  int64_t count_below = size;
+  for (int64_t offset = -1; offset <= 1; ++offset) {
+    const int64_t c = Clip(guess + offset, 0, size);
+    const float fraction =
+        static_cast<float>(static_cast<double>(c) / static_cast<double>(size));
+    if (fraction >= sparsity) count_below = std::min(count_below, c);
+  }
+  return {Clip(size - count_below + 1, 1, size), 0, count_below};
+}
+
+// One weight's whole mask update: the method's rank, the k-th selection
+// whose pass writes the provisional mask, the threshold, and the mask
+// entries in the band (or, when the threshold left it, every entry).
+template <typename T>
+class MaskUpdateOp : public OpKernel {
+ public:
+  explicit MaskUpdateOp(OpKernelConstruction* context) : OpKernel(context) {
+    std::string method;
+    OP_REQUIRES_OK(context, context->GetAttr("method", &method));
+    OP_REQUIRES_OK(context, context->GetAttr("nbins", &nbins_));
+    OP_REQUIRES_OK(context, context->GetAttr("take_abs", &take_abs_));
+    if (method == "histogram") {
+      method_ = Method::kHistogram;
+    } else if (method == "sort") {
+      method_ = Method::kSort;
+    } else {
+      method_ = Method::kExact;  // The attr allows no other value.
+    }
+    selector_ = std::make_unique<Selector<T>>(
+        take_abs_, method_ == Method::kHistogram ? nbins_ : 0);
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& values_tensor = context->input(0);
+    OP_REQUIRES_OK(context, NonEmpty(values_tensor));
+    OP_REQUIRES_OK(context, ScalarInput(context, 1, "sparsity"));
+    OP_REQUIRES_OK(context, ScalarInput(context, 2, "previous_threshold"));
+    const Tensor& smoothing_tensor = context->input(3);
+    OP_REQUIRES(context, smoothing_tensor.NumElements() == 2,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "smoothing must hold 2 values (1 - decay, decay), got "
+                    "shape ", smoothing_tensor.shape().DebugString())));
+    const float sparsity = context->input(1).scalar<float>()();
+    OP_REQUIRES(context, !std::isnan(sparsity),
+                absl::InvalidArgumentError(
+                    "sparsity is NaN; check the sparsity schedule"));
+    const T previous = context->input(2).scalar<T>()();
+    const T new_weight = smoothing_tensor.flat<T>()(0);
+    const T previous_weight = smoothing_tensor.flat<T>()(1);
+    const bool smooths = previous_weight != 0;
+
+    const int64_t size = values_tensor.NumElements();
+    const T* values = values_tensor.flat<T>().data();
+    Tensor* mask_tensor = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                1, values_tensor.shape(), &mask_tensor));
+    float* mask = mask_tensor->flat<float>().data();
+    const Ranks ranks = RanksFor(method_, size, sparsity);
+    // Smoothing may move the threshold far from the k-th value: then the
+    // mask is written after, in one pass.
+    const bool provisional = !smooths || method_ == Method::kExact;
+    T max_value;
+    Band<T> band;
+    const Selection<T> selection =
+        selector_->Select(context, values, size, ranks.k, &max_value,
+                          provisional ? mask : nullptr, &band);
+    T threshold = selection.kth;
+    T cut = selection.kth;
+    if (method_ == Method::kExact) {
+      // keep = 0 keeps nothing: compare against +inf.
+      if (ranks.keep == 0) cut = std::numeric_limits<T>::infinity();
+    } else {
+      if (method_ == Method::kHistogram) {
+        threshold = ranks.count_below > 0
+                        ? HistogramEdge(selection.kth, max_value)
+                        : T(0);
+      }
+      if (smooths) threshold = new_weight * threshold + previous_weight * previous;
+      cut = threshold;
+    }
+    const bool inclusive = method_ != Method::kHistogram;
+    if (provisional && band.low <= cut && cut <= band.high) {
+      // Outside the band the provisional mask is right for this cut:
+      // v > high >= cut is kept, v < low <= cut is not.
+      for (const int64_t i : band.indices) {
+        const T v = Clean(values[i], take_abs_);
+        mask[i] = (inclusive ? v >= cut : v > cut) ? 1.0f : 0.0f;
+      }
+    } else {
+      WriteMask(context, values, size, cut, take_abs_, inclusive, mask);
+    }
+    OutputScalar(context, 0, threshold);
+    OutputScalar(context, 2, selection.kth);
+    OutputCount(context, 3, selection.above);
+    OutputCount(context, 4, selection.at);
+    OutputScalar(context, 5, max_value);
+    OutputCount(context, 6, method_ == Method::kExact ? ranks.keep : ranks.k);
+  }
+
+ private:
+  // histogram_from_kth's bin edge: floor(kth nbins / max) clipped to
+  // [0, nbins - 1], times max / nbins, in float64 (max <= 0 counts as 1).
+  T HistogramEdge(T kth, T max_value) const {
+    const double max64 = static_cast<double>(max_value);
+    const double safe_max = max64 > 0 ? max64 : 1.0;
+    const double bin = std::min(
+        std::max(std::floor(static_cast<double>(kth) * nbins_ / safe_max),
+                 0.0),
+        static_cast<double>(nbins_ - 1));
+    return static_cast<T>(bin * max64 / nbins_);
+  }
+
+  Method method_;
+  int64_t nbins_;
   bool take_abs_;
-  bool inclusive_;
+  std::unique_ptr<Selector<T>> selector_;
 };
 
 // nm_sparsity._pairwise_keep's rule with the same comparisons (so ties and
@@ -660,10 +958,11 @@ class MByNMaskOp : public OpKernel {
                               .TypeConstraint<T>("T")                  \
                               .HostMemory("k"),                        \
                           KthLargestOp<T>);                            \
-  REGISTER_KERNEL_BUILDER(Name("ModelPruningMagnitudeMask")            \
+  REGISTER_KERNEL_BUILDER(Name("ModelPruningMaskUpdate")               \
                               .Device(DEVICE_CPU)                      \
-                              .TypeConstraint<T>("T"),                 \
-                          MagnitudeMaskOp<T>);                         \
+                              .TypeConstraint<T>("T")                  \
+                              .HostMemory("sparsity"),                 \
+                          MaskUpdateOp<T>);                            \
   REGISTER_KERNEL_BUILDER(Name("ModelPruningMByNMask")                 \
                               .Device(DEVICE_CPU)                      \
                               .TypeConstraint<T>("T"),                 \
