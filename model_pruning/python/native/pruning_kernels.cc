@@ -152,13 +152,14 @@ inline uint64_t SplitMix(uint64_t* state) {
 }
 
 // One pass over values[begin, end) (v cleaned): adds #(v > high) to *above,
-// raises *max_value to the largest v, writes the indices of the v in
-// [low, high] to band[0, ...) (room for end - begin) and, when `mask` is not
-// null, mask[i] = [v > high]; returns how many indices it wrote.
+// raises *max_value to the largest v, writes the indices and values of the
+// v in [low, high] to band[0, ...) and band_values[0, ...) (room for
+// end - begin each) and, when `mask` is not null, mask[i] = [v > high];
+// returns how many it wrote.
 template <typename T>
 int64_t ScanRangeScalar(const T* values, int64_t begin, int64_t end, T low,
                         T high, bool take_abs, int64_t* above, T* max_value,
-                        int64_t* band, float* mask) {
+                        int64_t* band, T* band_values, float* mask) {
   int64_t count = 0;
   int64_t appended = 0;
   T largest = *max_value;
@@ -169,6 +170,7 @@ int64_t ScanRangeScalar(const T* values, int64_t begin, int64_t end, T low,
     count += is_above;
     if (mask != nullptr) mask[i] = is_above ? 1.0f : 0.0f;
     band[appended] = i;
+    band_values[appended] = v;
     appended += (v >= low) & (v <= high);
   }
   *above += count;
@@ -179,9 +181,9 @@ int64_t ScanRangeScalar(const T* values, int64_t begin, int64_t end, T low,
 template <typename T>
 int64_t ScanRange(const T* values, int64_t begin, int64_t end, T low, T high,
                   bool take_abs, int64_t* above, T* max_value, int64_t* band,
-                  float* mask) {
+                  T* band_values, float* mask) {
   return ScanRangeScalar(values, begin, end, low, high, take_abs, above,
-                         max_value, band, mask);
+                         max_value, band, band_values, mask);
 }
 
 // 1.0 where Clean(v) > threshold (>= when inclusive), for [begin, end).
@@ -246,7 +248,7 @@ inline __m128 InBand(const Lanes& c, __m128 v, __m128 above) {
 template <bool kClean, bool kMask>
 int64_t ScanRange(const float* values, int64_t begin, int64_t end,
                   const Lanes& c, int64_t* above, float* max_value,
-                  int64_t* band, float* mask) {
+                  int64_t* band, float* band_values, float* mask) {
   constexpr int64_t kStep = 16;
   const int64_t vector_end = end - (end - begin) % kStep;
   int64_t appended = 0;
@@ -287,10 +289,14 @@ int64_t ScanRange(const float* values, int64_t begin, int64_t end,
       if (__builtin_expect(
               _mm_movemask_ps(_mm_or_ps(_mm_or_ps(b0, b1),
                                         _mm_or_ps(b2, b3))) != 0, 0)) {
+        // Band values are finite and cleaned in either case.
         const int bits = _mm_movemask_ps(b0) | _mm_movemask_ps(b1) << 4 |
                          _mm_movemask_ps(b2) << 8 | _mm_movemask_ps(b3) << 12;
+        alignas(16) float lanes[kStep];
+        for (int j = 0; j < 4; ++j) _mm_store_ps(lanes + 4 * j, v[j]);
         for (int lane = 0; lane < kStep; ++lane) {
           band[appended] = i + lane;
+          band_values[appended] = lanes[lane];
           appended += (bits >> lane) & 1;
         }
       }
@@ -307,7 +313,8 @@ int64_t ScanRange(const float* values, int64_t begin, int64_t end,
                         std::numeric_limits<float>::max());
   return appended + ScanRangeScalar(values, i, end, c.low_value,
                                     c.high_value, c.take_abs, above,
-                                    max_value, band + appended, mask);
+                                    max_value, band + appended,
+                                    band_values + appended, mask);
 }
 
 }  // namespace sse
@@ -316,7 +323,7 @@ template <>
 int64_t ScanRange<float>(const float* values, int64_t begin, int64_t end,
                          float low, float high, bool take_abs,
                          int64_t* above, float* max_value, int64_t* band,
-                         float* mask) {
+                         float* band_values, float* mask) {
   const float largest_finite = std::numeric_limits<float>::max();
   const sse::Lanes c{
       _mm_castsi128_ps(_mm_set1_epi32(
@@ -327,15 +334,18 @@ int64_t ScanRange<float>(const float* values, int64_t begin, int64_t end,
   if (clean) {
     return mask != nullptr
                ? sse::ScanRange<true, true>(values, begin, end, c, above,
-                                            max_value, band, mask)
+                                            max_value, band, band_values,
+                                            mask)
                : sse::ScanRange<true, false>(values, begin, end, c, above,
-                                             max_value, band, mask);
+                                             max_value, band, band_values,
+                                             mask);
   }
   return mask != nullptr
              ? sse::ScanRange<false, true>(values, begin, end, c, above,
-                                           max_value, band, mask)
+                                           max_value, band, band_values, mask)
              : sse::ScanRange<false, false>(values, begin, end, c, above,
-                                            max_value, band, mask);
+                                            max_value, band, band_values,
+                                            mask);
 }
 
 // The mask alone: compare and store, 4 values a step. Clean(v) and v
@@ -395,11 +405,13 @@ Selection<T> SelectInPlace(std::vector<T>* candidates, int64_t rank) {
   return result;
 }
 
-// The values' indices in [low, high] (ascending) and that range: the mask
-// entries a threshold inside it decides. Empty with low > high: every entry.
+// The values in [low, high] (cleaned, with their indices, ascending) and
+// that range: the mask entries a threshold inside it decides. Empty with
+// low > high: every entry.
 template <typename T>
 struct Band {
   std::vector<int64_t> indices;
+  std::vector<T> values;
   T low = std::numeric_limits<T>::infinity();
   T high = -std::numeric_limits<T>::infinity();
 };
@@ -415,24 +427,26 @@ class Selector {
   // The k-th largest cleaned value (1 <= k <= size), the counts above and
   // at it, and *max_value. When `mask` is not null the pass also writes the
   // provisional mask: 1.0 above band->high, 0.0 below band->low, with
-  // band->indices every value in between (an empty band for small sizes,
-  // whose mask is not written).
+  // *band every value in between (empty for small sizes, whose mask is not
+  // written). `last_edge`: the last histogram threshold (0: none).
   Selection<T> Select(OpKernelContext* context, const T* values, int64_t size,
-                      int64_t k, T* max_value, float* mask, Band<T>* band) {
+                      int64_t k, T* max_value, float* mask, Band<T>* band,
+                      T last_edge = 0) {
     if (size <= kDirectMaxSize) return SelectFromAll(values, size, k, max_value);
     Selection<T> result;
     T low, high, max_estimate;
     if (WarmBracket(size, k, &low, &high, &max_estimate)) {
       if (ScanAndSelect(context, values, size, k,
-                        ScanLow(low, max_estimate), high, &result, max_value,
-                        mask, band)) {
+                        ScanLow(low, max_estimate, last_edge), high, &result,
+                        max_value, mask, band)) {
         return result;
       }
       Forget(size);
     }
     Bracket(values, size, k, &low, &high, &max_estimate);
-    if (ScanAndSelect(context, values, size, k, ScanLow(low, max_estimate),
-                      high, &result, max_value, mask, band)) {
+    if (ScanAndSelect(context, values, size, k,
+                      ScanLow(low, max_estimate, last_edge), high, &result,
+                      max_value, mask, band)) {
       return result;
     }
     // The bracket missed (rare, or adversarial data): select from all. The
@@ -485,13 +499,18 @@ class Selector {
 
   // The bracket's low end as the pass uses it. For histogram (nbins > 0)
   // the threshold is the bin edge at or below the k-th value, so the band
-  // reaches one bin (max / nbins, with room for the max to grow 3%) lower:
-  // then the threshold usually lands inside it and only the band's entries
-  // of the provisional mask need comparing. A positive end stays positive
-  // (the vector loop's fast case).
-  T ScanLow(T low, T max_estimate) const {
+  // reaches down to it: to just below the last edge (1/64 to spare for a
+  // shrinking max) while the k-th value stays in its bin, and never more
+  // than one bin (max / nbins, 3% to spare) below the bracket. Then the
+  // threshold usually lands inside and only the band's entries of the
+  // provisional mask need comparing. A positive end stays positive (the
+  // vector loop's fast case).
+  T ScanLow(T low, T max_estimate, T last_edge) const {
     if (nbins_ == 0 || !(max_estimate > 0)) return low;
-    const T reach = low - max_estimate / nbins_ * T(1.03);
+    T reach = low - max_estimate / nbins_ * T(1.03);
+    if (last_edge > 0) {
+      reach = std::max(reach, std::min(low, last_edge * T(63.0 / 64.0)));
+    }
     if (low > 0 && !(reach > 0)) return std::numeric_limits<T>::min();
     return reach;
   }
@@ -564,9 +583,10 @@ class Selector {
     struct Shard {
       int64_t above = 0;
       T max_value = -std::numeric_limits<T>::infinity();
-      // Room for every index of the shard, uninitialised: only the band's
-      // few pages are ever touched.
+      // Room for every index and value of the shard, uninitialised: only
+      // the band's few pages are ever touched.
       std::unique_ptr<int64_t[]> band;
+      std::unique_ptr<T[]> band_values;
       int64_t band_size = 0;
     };
     auto* workers = context->device()->tensorflow_cpu_worker_threads();
@@ -581,9 +601,11 @@ class Selector {
         const int64_t end = std::min(size, begin + shard_size);
         if (begin >= end) continue;
         shard.band.reset(new int64_t[end - begin]);
-        shard.band_size =
-            ScanRange(values, begin, end, low, high, take_abs, &shard.above,
-                      &shard.max_value, shard.band.get(), mask);
+        shard.band_values.reset(new T[end - begin]);
+        shard.band_size = ScanRange(values, begin, end, low, high, take_abs,
+                                    &shard.above, &shard.max_value,
+                                    shard.band.get(),
+                                    shard.band_values.get(), mask);
       }
     };
     ::tensorflow::Shard(workers->num_threads, workers->workers, num_shards,
@@ -591,21 +613,21 @@ class Selector {
     int64_t above = 0;
     *max_value = -std::numeric_limits<T>::infinity();
     band->indices.clear();
+    band->values.clear();
     for (const Shard& shard : shards) {
       above += shard.above;
       *max_value = std::max(*max_value, shard.max_value);
       band->indices.insert(band->indices.end(), shard.band.get(),
                            shard.band.get() + shard.band_size);
+      band->values.insert(band->values.end(), shard.band_values.get(),
+                          shard.band_values.get() + shard.band_size);
     }
     band->low = low;
     band->high = high;
     const int64_t band_size = static_cast<int64_t>(band->indices.size());
     const int64_t rank = k - above;
     if (rank < 1 || rank > band_size) return false;
-    std::vector<T> candidates(band_size);
-    for (int64_t j = 0; j < band_size; ++j) {
-      candidates[j] = Clean(values[band->indices[j]], take_abs);
-    }
+    std::vector<T> candidates(band->values);
     *result = SelectInPlace(&candidates, rank);
     result->above += above;
     Remember(size, k, &candidates, rank, low, high, *max_value);
@@ -808,7 +830,7 @@ class MaskUpdateOp : public OpKernel {
     Band<T> band;
     const Selection<T> selection =
         selector_->Select(context, values, size, ranks.k, &max_value,
-                          provisional ? mask : nullptr, &band);
+                          provisional ? mask : nullptr, &band, LastEdge());
     T threshold = selection.kth;
     T cut = selection.kth;
     if (method_ == Method::kExact) {
@@ -819,6 +841,7 @@ class MaskUpdateOp : public OpKernel {
         threshold = ranks.count_below > 0
                         ? HistogramEdge(selection.kth, max_value)
                         : T(0);
+        SetLastEdge(threshold);
       }
       if (smooths) threshold = new_weight * threshold + previous_weight * previous;
       cut = threshold;
@@ -827,9 +850,9 @@ class MaskUpdateOp : public OpKernel {
     if (provisional && band.low <= cut && cut <= band.high) {
       // Outside the band the provisional mask is right for this cut:
       // v > high >= cut is kept, v < low <= cut is not.
-      for (const int64_t i : band.indices) {
-        const T v = Clean(values[i], take_abs_);
-        mask[i] = (inclusive ? v >= cut : v > cut) ? 1.0f : 0.0f;
+      for (size_t j = 0; j < band.indices.size(); ++j) {
+        const T v = band.values[j];
+        mask[band.indices[j]] = (inclusive ? v >= cut : v > cut) ? 1.0f : 0.0f;
       }
     } else {
       WriteMask(context, values, size, cut, take_abs_, inclusive, mask);
@@ -855,10 +878,24 @@ class MaskUpdateOp : public OpKernel {
     return static_cast<T>(bin * max64 / nbins_);
   }
 
+  T LastEdge() {
+    ::tensorflow::mutex_lock lock(mu_);
+    return last_edge_;
+  }
+
+  void SetLastEdge(T edge) {
+    ::tensorflow::mutex_lock lock(mu_);
+    last_edge_ = edge;
+  }
+
   Method method_;
   int64_t nbins_;
   bool take_abs_;
   std::unique_ptr<Selector<T>> selector_;
+  ::tensorflow::mutex mu_;
+  // The last histogram threshold before smoothing: where the next one
+  // likely is (Selector::ScanLow).
+  T last_edge_ TF_GUARDED_BY(mu_) = 0;
 };
 
 // nm_sparsity._pairwise_keep's rule with the same comparisons (so ties and
