@@ -222,7 +222,8 @@ def test_mask_update_float64_with_decay():
 
 def _drifting_runs(kind, size):
   """(values, sparsity) per run: small moves and a ramping sparsity, then a
-  jump of the sparsity, every value scaled, and the values reordered."""
+  jump of the sparsity, every value scaled, the values reordered, and the
+  k-th value moving down (values shrinking, sparsity falling)."""
   rng = np.random.default_rng(11)
   values = _data(kind, size, seed=4)
   runs = []
@@ -234,6 +235,9 @@ def _drifting_runs(kind, size):
   runs.append((values, 0.95))
   runs.append((values * 8.0, 0.95))
   runs.append((np.sort(values), 0.95))
+  # The k-th value falls into lower bins: below the last bin edge.
+  runs.append((np.sort(values) * 0.97, 0.95))
+  runs.append((np.sort(values) * 0.97, 0.94))
   return runs
 
 
