@@ -503,16 +503,16 @@ class Selector {
   // shrinking max) while the k-th value stays in its bin, and never more
   // than one bin (max / nbins, 3% to spare) below the bracket. Then the
   // threshold usually lands inside and only the band's entries of the
-  // provisional mask need comparing. A positive end stays positive (the
-  // vector loop's fast case).
+  // provisional mask need comparing.
   T ScanLow(T low, T max_estimate, T last_edge) const {
     if (nbins_ == 0 || !(max_estimate > 0)) return low;
     T reach = low - max_estimate / nbins_ * T(1.03);
     if (last_edge > 0) {
       reach = std::max(reach, std::min(low, last_edge * T(63.0 / 64.0)));
     }
-    if (low > 0 && !(reach > 0)) return std::numeric_limits<T>::min();
-    return reach;
+    // Within a bin of 0 the edge may be 0 itself (bin 0): the band starts
+    // at 0 and holds the bottom values, which are few.
+    return low > 0 && !(reach > 0) ? T(0) : reach;
   }
 
   // The bracket the last selection left for this one (its warm start), or
