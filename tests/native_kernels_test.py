@@ -284,6 +284,8 @@ def test_mask_update_ranks_follow_thresholds_rules():
       np.linspace(0, 1, 41, dtype=np.float32), rng.random(60, np.float32),
       boundaries, np.nextafter(boundaries, np.float32(0)),
       np.nextafter(boundaries, np.float32(1))]).astype(np.float32)
+  # Out of [0, 1] the rules clip (the schedule never hands such values in).
+  sparsities = np.concatenate([sparsities, np.float32([-0.5, 1.5, 1e30])])
   values = _data('gaussian', size)
   with tf.Graph().as_default():
     level = tf.compat.v1.placeholder(tf.float32, [])

@@ -1,7 +1,8 @@
 """The fused mask-update kernels (native/pruning_kernels.cc), when available.
 
 `available()` says whether the kernels are loaded; `kth_largest`,
-`mask_update` and `m_by_n_mask` wrap the three ops. Where to find the library, in order:
+`mask_update` and `m_by_n_mask` wrap the three ops. Where to find the
+library, in order:
 
 1. $MODEL_PRUNING_NATIVE=0 turns them off: the TensorFlow-op pipeline runs
    (same answers, slower; docs/native_kernels.md).

@@ -1,9 +1,12 @@
-// Fused CPU kernels for one mask update: the k-th largest magnitude and the
-// mask, each in one pass over the weight (docs/native_kernels.md).
+// Fused CPU kernels for the mask update (docs/native_kernels.md): one op per
+// weight computes the method's rank, the k-th largest magnitude, the
+// threshold and the mask, mostly in one pass over the weight; N:M masks in
+// one pass; and the k-th selection alone.
 //
 // The TensorFlow-op pipeline (thresholds.py) materialises |w|, a cleaned copy,
-// boolean temporaries and a cast mask: about six passes over the weight.
-// These kernels read the weight where it lies and write only the mask.
+// boolean temporaries and a cast mask: about six passes over the weight, and
+// some 40 small ops for the formulas. These kernels read the weight where it
+// lies and write only the mask.
 //
 // Magnitudes are "cleaned" exactly as saliency_masks._finite does: NaN -> 0,
 // x -> min(x, max finite of T) (so +Inf -> max; -Inf stays, and only arises
@@ -422,7 +425,8 @@ template <typename T>
 class Selector {
  public:
   // nbins > 0 (histogram): the band reaches one bin below the bracket.
-  Selector(bool take_abs, int64_t nbins) : take_abs_(take_abs), nbins_(nbins) {}
+  Selector(bool take_abs, int64_t nbins)
+      : take_abs_(take_abs), nbins_(nbins) {}
 
   // The k-th largest cleaned value (1 <= k <= size), the counts above and
   // at it, and *max_value. When `mask` is not null the pass also writes the
@@ -432,7 +436,9 @@ class Selector {
   Selection<T> Select(OpKernelContext* context, const T* values, int64_t size,
                       int64_t k, T* max_value, float* mask, Band<T>* band,
                       T last_edge = 0) {
-    if (size <= kDirectMaxSize) return SelectFromAll(values, size, k, max_value);
+    if (size <= kDirectMaxSize) {
+      return SelectFromAll(values, size, k, max_value);
+    }
     Selection<T> result;
     T low, high, max_estimate;
     if (WarmBracket(size, k, &low, &high, &max_estimate)) {
@@ -745,9 +751,16 @@ struct Ranks {
   int64_t count_below;  // histogram: c*.
 };
 
+// float32 x as an integer, x first held to [-1, size + 1] (an out-of-range
+// sparsity: the rank rules clip the result to [0, size] anyway).
+int64_t ToCount(float x, int64_t size) {
+  const float limit = static_cast<float>(size) + 1.0f;
+  return static_cast<int64_t>(std::min(std::max(x, -1.0f), limit));
+}
+
 int64_t KeepCount(int64_t size, float sparsity) {
-  return static_cast<int64_t>(std::nearbyint(
-      static_cast<float>(size) * (1.0f - sparsity)));
+  return ToCount(std::nearbyint(static_cast<float>(size) * (1.0f - sparsity)),
+                 size);
 }
 
 int64_t Clip(int64_t value, int64_t low, int64_t high) {
@@ -763,8 +776,8 @@ Ranks RanksFor(Method method, int64_t size, float sparsity) {
     const int64_t exact_keep = Clip(keep, 0, size);
     return {std::max<int64_t>(exact_keep, 1), exact_keep, 0};
   }
-  const int64_t guess = static_cast<int64_t>(
-      std::ceil(sparsity * static_cast<float>(size)));
+  const int64_t guess =
+      ToCount(std::ceil(sparsity * static_cast<float>(size)), size);
   int64_t count_below = size;
   for (int64_t offset = -1; offset <= 1; ++offset) {
     const int64_t c = Clip(guess + offset, 0, size);
@@ -843,7 +856,9 @@ class MaskUpdateOp : public OpKernel {
                         : T(0);
         SetLastEdge(threshold);
       }
-      if (smooths) threshold = new_weight * threshold + previous_weight * previous;
+      if (smooths) {
+        threshold = new_weight * threshold + previous_weight * previous;
+      }
       cut = threshold;
     }
     const bool inclusive = method_ != Method::kHistogram;
