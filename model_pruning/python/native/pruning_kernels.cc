@@ -441,17 +441,19 @@ class Selector {
     }
     Selection<T> result;
     T low, high, max_estimate;
+    // Only a provisional mask needs the band to reach the threshold.
+    const auto scan_low = [&]() {
+      return mask != nullptr ? ScanLow(low, max_estimate, last_edge) : low;
+    };
     if (WarmBracket(size, k, &low, &high, &max_estimate)) {
-      if (ScanAndSelect(context, values, size, k,
-                        ScanLow(low, max_estimate, last_edge), high, &result,
+      if (ScanAndSelect(context, values, size, k, scan_low(), high, &result,
                         max_value, mask, band)) {
         return result;
       }
       Forget(size);
     }
     Bracket(values, size, k, &low, &high, &max_estimate);
-    if (ScanAndSelect(context, values, size, k,
-                      ScanLow(low, max_estimate, last_edge), high, &result,
+    if (ScanAndSelect(context, values, size, k, scan_low(), high, &result,
                       max_value, mask, band)) {
       return result;
     }
