@@ -279,7 +279,7 @@ def test_mask_update_ranks_follow_thresholds_rules():
   thresholds.py's tensors at many sparsities, boundaries included."""
   rng = np.random.default_rng(2)
   size = 100003
-  boundaries = np.float32(np.arange(0, size + 1, 7919) / size)
+  boundaries = np.float32(np.arange(0, size + 1, 1009) / size)
   sparsities = np.concatenate([
       np.linspace(0, 1, 41, dtype=np.float32), rng.random(60, np.float32),
       boundaries, np.nextafter(boundaries, np.float32(0)),
