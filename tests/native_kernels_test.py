@@ -425,6 +425,27 @@ def test_threshold_and_mask_same_as_tf_op_pipeline(kind, method, decay):
     np.testing.assert_array_max_ulp(theta, expected_theta, maxulp=1)
 
 
+@pytest.mark.parametrize('nbins', [37, 200, 1000])
+def test_histogram_bins_not_a_power_of_two_same_as_tf_op_pipeline(nbins):
+  """The bin edge bin * max / nbins: the op divides in float64 where
+  TensorFlow may multiply by a folded 1 / nbins; the thresholds agree."""
+  weights = _data('gaussian', 50000, seed=nbins) * 3.0
+  sparsities = list(np.linspace(0.01, 0.99, 12))
+  method = saliency_masks.ThresholdMethod(name='histogram', nbins=nbins,
+                                          decay=0.0, seed=3, step=2)
+
+  def build(w):
+    return [saliency_masks.threshold_and_mask(w, s, 0.0, method,
+                                              take_abs=True)
+            for s in sparsities]
+
+  native, tf_ops = _both_pipelines(build, weights)
+  for sparsity, (theta, mask), (tf_theta, tf_mask) in zip(sparsities, native,
+                                                          tf_ops):
+    assert theta == tf_theta, sparsity
+    np.testing.assert_array_equal(mask, tf_mask)
+
+
 def test_gradient_blocks_and_groups_same_as_tf_op_pipeline():
   """The other callers: |W| * g scores, pooled blocks, a group's joint
   threshold (all pass non-negative scores, take_abs off)."""
