@@ -3,6 +3,7 @@
 Every figure is the median of `repeats` timed runs after `warmup` untimed
 ones, so one slow run (another process, a page-fault storm) does not move it.
 """
+import gc
 import json
 import os
 import platform
@@ -19,18 +20,28 @@ def median_ms(fn, repeats, warmup, setup=None):
   """Median wall time of `fn()` in milliseconds, after `warmup` calls.
 
   `setup()`, when given, runs untimed before every call (warm-up included).
+  Python's garbage collector runs once before the timed calls and not
+  during them (as in `timeit`): a collection inside one configuration's
+  window would charge it a cost that is not its own.
   """
   for _ in range(warmup):
     if setup:
       setup()
     fn()
   times = []
-  for _ in range(repeats):
-    if setup:
-      setup()
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
+  gc_was_enabled = gc.isenabled()
+  gc.collect()
+  gc.disable()
+  try:
+    for _ in range(repeats):
+      if setup:
+        setup()
+      start = time.perf_counter()
+      fn()
+      times.append(time.perf_counter() - start)
+  finally:
+    if gc_was_enabled:
+      gc.enable()
   return 1e3 * statistics.median(times)
 
 

@@ -14,8 +14,10 @@ schedule that is never due (`begin_pruning_step` far away) and, with
 * cond_v1: the same cond built with TF1 control flow (Switch/Merge, branch
   ops in the graph itself);
 * cond_call: the TF1 cond whose branch is one (never inlined) call of a
-  function holding the update: what `conditional_mask_update_op` builds for
-  local resource variables;
+  function holding the update (a Switch per resource the call captures);
+* gated_call: that call gated by one Switch on the predicate, through a
+  pivot's control edge, and a Merge: what `conditional_mask_update_op`
+  builds for local resource variables;
 * gated_assign: no control flow: the new masks are always computed and
   `assign(where(due, new, old))` keeps the old ones when not due.
 
@@ -39,7 +41,7 @@ from model_pruning.python import pruning
 from model_pruning.python import saliency_masks
 
 _VARIANTS = ['masks_only', 'host', 'if_v2', 'cond_v1', 'cond_call',
-             'gated_assign']
+             'gated_call', 'gated_assign']
 _REPEATS = flags.DEFINE_integer('cond_repeats', 7, 'Timed windows.',
                                 lower_bound=1)
 _METHOD = flags.DEFINE_enum('cond_threshold_method', 'histogram', ['histogram', 'sort', 'exact'], 'threshold_method of the update.')
@@ -86,17 +88,25 @@ def build_window(variant, due):
         'begin_pruning_step=%d' % (_METHOD.value, 0 if due else 10 ** 9)),
                             global_step=global_step)
     fetch = train
-    if variant in ('if_v2', 'cond_v1', 'cond_call', 'gated_assign'):
+    if variant in ('if_v2', 'cond_v1', 'cond_call', 'gated_call',
+                   'gated_assign'):
       with tf.control_dependencies([train]):
         step = tf.cast(global_step.read_value(), tf.int32)
         is_due = prune.schedule.is_update_step_tensor(
             step, prune.last_update_step.read_value())
         if variant == 'gated_assign':
           fetch = _gated_assign(prune, step, is_due)
-        elif variant in ('cond_v1', 'cond_call'):
+        elif variant in ('cond_v1', 'gated_call'):
           fetch = mask_updates.conditional(
               is_due, prune.mask_update_op, name='conditional',
-              one_call=variant == 'cond_call')
+              one_call=variant == 'gated_call')
+        elif variant == 'cond_call':
+          with mask_updates.tf1_control_flow():
+            fetch = tf.compat.v1.cond(
+                is_due,
+                lambda: mask_updates.one_call(prune.mask_update_op,
+                                              'conditional').op,
+                tf.no_op)
         else:  # if_v2: TF2 behaviour builds control flow v2.
           fetch = tf.compat.v1.cond(is_due, prune.mask_update_op, tf.no_op)
     elif variant == 'host':

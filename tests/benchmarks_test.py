@@ -93,8 +93,9 @@ def test_conditional_op_benchmark_times_every_variant(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   with open(tmp_path / 'cond.json') as f:
     rows = json.load(f)['rows']
-  assert [r['variant'] for r in rows[:6]] == [
-      'masks_only', 'host', 'if_v2', 'cond_v1', 'cond_call', 'gated_assign']
+  assert [r['variant'] for r in rows[:7]] == [
+      'masks_only', 'host', 'if_v2', 'cond_v1', 'cond_call', 'gated_call',
+      'gated_assign']
   assert {r['update'] for r in rows} == {'never due', 'every step'}
   for row in rows:
     assert row['overhead_pct'] == pytest.approx(

@@ -1,8 +1,9 @@
 """The TF1-style conditional mask update saves, restores and strips.
 
-`Pruning.conditional_mask_update_op` is built with TF1 control flow
-(Switch/Merge) whose branch is one never-inlined function call, because that
-not-due path is the cheapest (`benchmarks/conditional_op_benchmark.py`).
+`Pruning.conditional_mask_update_op` is built with TF1 control flow: one
+Switch on the predicate gates one never-inlined function call (through a
+pivot's control edge) and a Merge ends it, because that not-due path is the
+cheapest (`benchmarks/conditional_op_benchmark.py`).
 Ref variables and variables on another task keep the update ops inline. The
 graph must still behave as before: update only on due steps, survive a
 checkpoint and meta-graph round trip (the imported op still updates), and
@@ -64,7 +65,7 @@ def _fires_when_due(weights, step, update, mask):
         session.run(mask), reference.magnitude_mask(weights, 0.5, 'sort')[1])
 
 
-def test_conditional_op_is_one_call_in_a_tf1_cond_and_fires_when_due():
+def test_conditional_op_is_one_gated_call_and_fires_when_due():
   weights = np.random.default_rng(0).standard_normal((64, 64)).astype(
       np.float32)
   with tf.Graph().as_default() as graph:
@@ -76,6 +77,14 @@ def test_conditional_op_is_one_call_in_a_tf1_cond_and_fires_when_due():
     assert not _pruning_ops_inline(graph)
     [call] = [op for op in graph.get_operations()
               if op.type == 'StatefulPartitionedCall']
+    # One Switch gates the call through a pivot (its control input); the
+    # resources the call captures come straight from their handles, so a
+    # not-due step visits no Switch per input.
+    assert [op.type for op in graph.get_operations()].count('Switch') == 1
+    assert not [t for t in call.inputs if t.op.type == 'Switch']
+    [pivot] = call.control_inputs
+    assert pivot.type == 'Identity' and pivot.inputs[0].op.type == 'Switch'
+    assert pivot.inputs[0].value_index == 1  # The true output: dead if not due.
     function = graph.as_graph_def().library.function
     [body] = [f for f in function if f.signature.name ==
               call.get_attr('f').name]
@@ -196,3 +205,35 @@ def test_conditional_op_builds_and_fires_inside_a_tf_function():
       session.run(call)
       np.testing.assert_array_equal(
           session.run(mask), reference.magnitude_mask(weights, 0.5, 'sort')[1])
+
+
+def test_conditional_op_inside_an_outer_tf1_cond_fires_only_when_both_hold():
+  weights = np.random.default_rng(5).standard_normal((64, 64)).astype(
+      np.float32)
+  was_v2 = tf.compat.v1.control_flow_v2_enabled()
+  tf.compat.v1.disable_control_flow_v2()
+  try:
+    with tf.Graph().as_default():
+      step, prune = _masked_layer_pruning(weights)
+      outer = tf.compat.v1.placeholder(tf.bool, [])
+      update = tf.compat.v1.cond(
+          outer, lambda: tf.group(prune.conditional_mask_update_op()),
+          tf.no_op)
+      [mask] = pruning.get_masks()
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        session.run(step.assign(10))  # Due.
+        session.run(update, {outer: False})
+        assert np.all(session.run(mask) == 1.0)
+        assert session.run(prune.last_update_step) == 0
+        session.run(update, {outer: True})
+        assert session.run(prune.last_update_step) == 10
+        np.testing.assert_array_equal(
+            session.run(mask),
+            reference.magnitude_mask(weights, 0.5, 'sort')[1])
+        session.run(step.assign(15))  # Not due.
+        session.run(update, {outer: True})
+        assert session.run(prune.last_update_step) == 10
+  finally:
+    if was_v2:
+      tf.compat.v1.enable_control_flow_v2()

@@ -94,7 +94,7 @@ def record_assign_ops(record, context):
 
 
 @contextlib.contextmanager
-def _tf1_control_flow():
+def tf1_control_flow():
   """Builds TF1 control flow inside the block; restores the setting after."""
   was_v2 = tf.compat.v1.control_flow_v2_enabled()
   tf.compat.v1.disable_control_flow_v2()
@@ -125,12 +125,9 @@ def runs_in_one_call(values):
   return True
 
 
-def _one_call(body, name):
-  """`body()` as a single function-call op that the session never inlines.
-
-  A dead TF1 branch costs the executor a visit per op in it; with the branch
-  one call op, the not-taken path is a Switch, the call and a Merge.
-  """
+def one_call(body, name):
+  """`body()` as a single function-call op that the session never inlines;
+  returns its output, a bool tensor (True)."""
   def traced():
     with tf.control_dependencies([body()]):
       return tf.constant(True, name='done')
@@ -138,24 +135,46 @@ def _one_call(body, name):
   function = tf.function(traced, autograph=False,
                          experimental_attributes={'_noinline': True})
   with tf.compat.v1.name_scope(name):
-    return function().op
+    return function()
+
+
+def _gated_call(pred, body, name):
+  """`body()` as one call op that runs only when `pred`: Switch -> pivot
+  -> (control) call -> Merge, the TF1 cond's own pieces without a Switch
+  per captured input.
+
+  A not-due step visits five nodes (Switch, the dead pivot and call, Merge,
+  the group): a TF1 cond around the call adds a Switch for every resource
+  it captures (11 on a 3-layer MLP). Deadness reaches the call through the
+  pivot's control edge, as for any op without inputs in a TF1 cond branch.
+  """
+  with tf.compat.v1.name_scope(name + '_gate'):
+    not_due, due = tf.raw_ops.Switch(data=pred, pred=pred)
+    pivot = tf.identity(due, name='pivot')  # Dead when `pred` is false.
+  with tf.control_dependencies([pivot]):
+    done = one_call(body, name)
+  merged, _ = tf.raw_ops.Merge(inputs=[not_due, done], name=name + '_merge')
+  return tf.group(merged, name=name)
 
 
 def conditional(pred, true_fn, name, one_call=False):
-  """`true_fn()` when `pred`, else nothing: a TF1 (Switch/Merge) cond.
+  """`true_fn()` when `pred`, else nothing, as TF1 (Switch/Merge) control
+  flow, which the session runs without function machinery.
 
-  A step with `pred` false still costs the executor a visit per op of the
-  dead branch: ~2% of an MLP step with the update ops inline. With
-  `one_call` (the caller checked `runs_in_one_call`) the branch is one call
-  of a function holding them, and a false step pays a Switch, one dead op
-  and a Merge: within the noise of no update op at all
-  (`benchmarks/conditional_op_benchmark.py`). An `If` op (control flow v2)
-  costs ~1.5-3%; inside a `tf.function` TensorFlow builds one regardless.
+  With `one_call` (the caller checked `runs_in_one_call`) the update is one
+  call of a function holding it, gated by `_gated_call`: a not-due step
+  costs the predicate and five node visits (not inside a `tf.function`,
+  where a cond is built). Otherwise it is a TF1 cond with
+  the update ops inline: a dead branch costs a visit per op (~2% of an MLP
+  step). An `If` op (control flow v2) costs ~1.5-3%; inside a `tf.function`
+  TensorFlow builds one regardless
+  (`benchmarks/conditional_op_benchmark.py`).
 
   Returns:
-    An Operation named `name` (a TF1 cond itself ends in a Merge tensor).
+    An Operation named `name`.
   """
-  branch = (lambda: _one_call(true_fn, name)) if one_call else true_fn
-  with _tf1_control_flow():
-    merged = tf.compat.v1.cond(pred, branch, tf.no_op, name=name + '_cond')
+  if one_call and not tf.inside_function():
+    return _gated_call(pred, true_fn, name)
+  with tf1_control_flow():
+    merged = tf.compat.v1.cond(pred, true_fn, tf.no_op, name=name + '_cond')
   return tf.group(merged, name=name)

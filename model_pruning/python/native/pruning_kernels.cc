@@ -138,6 +138,10 @@ constexpr int64_t kWarmRankDivisor = 2048;
 constexpr int64_t kColumnChunk = 256;
 // Shard's cost estimate of one value of a pass (it sizes the shards).
 constexpr int64_t kCostPerElement = 4;
+// A pass over fewer values than this per shard runs on the calling thread:
+// 2^15 values take about 10 us, less than waking pool threads, which in
+// training are often busy with the other weights' updates anyway.
+constexpr int64_t kMinShardValues = 1 << 15;
 
 template <typename T>
 inline T Clean(T x, bool take_abs) {
@@ -598,7 +602,8 @@ class Selector {
       int64_t band_size = 0;
     };
     auto* workers = context->device()->tensorflow_cpu_worker_threads();
-    const int64_t num_shards = std::max(1, workers->num_threads) * 4;
+    const int64_t num_shards = std::clamp<int64_t>(
+        size / kMinShardValues, 1, std::max(1, workers->num_threads) * 4);
     const int64_t shard_size = (size + num_shards - 1) / num_shards;
     std::vector<Shard> shards(num_shards);
     const bool take_abs = take_abs_;
@@ -616,8 +621,13 @@ class Selector {
                                     shard.band_values.get(), mask);
       }
     };
-    ::tensorflow::Shard(workers->num_threads, workers->workers, num_shards,
-                        /*cost_per_unit=*/shard_size * kCostPerElement, pass);
+    if (num_shards == 1) {
+      pass(0, 1);
+    } else {
+      ::tensorflow::Shard(workers->num_threads, workers->workers, num_shards,
+                          /*cost_per_unit=*/shard_size * kCostPerElement,
+                          pass);
+    }
     int64_t above = 0;
     *max_value = -std::numeric_limits<T>::infinity();
     band->indices.clear();
@@ -736,6 +746,10 @@ void WriteMask(OpKernelContext* context, const T* values, int64_t size,
   auto pass = [=](int64_t begin, int64_t end) {
     MaskRange(values, begin, end, threshold, take_abs, inclusive, mask);
   };
+  if (size < 2 * kMinShardValues) {
+    pass(0, size);
+    return;
+  }
   auto* workers = context->device()->tensorflow_cpu_worker_threads();
   ::tensorflow::Shard(workers->num_threads, workers->workers, size,
                       kCostPerElement, pass);
