@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,6 +72,23 @@ def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   assert tenth['met'] == (tenth['points_over_masks_only'] <= 1.0)
   for row in rows:
     assert row['ratio'] == pytest.approx(row['pruned_ms'] / row['unpruned_ms'])
+
+
+def test_training_overhead_pairs_each_round_with_its_own_windows():
+  from benchmarks import training_overhead_benchmark  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  # Load drifting over the run (a slower machine in later rounds).
+  drift = np.linspace(1.0, 1.5, 9)
+  base = 8.0 * drift * (1 + 0.01 * rng.standard_normal(9))
+  masks_only = base * 1.10
+  pruned = base * (1.105 + 0.002 * rng.standard_normal(9))
+  overhead, points = training_overhead_benchmark.paired_overheads(
+      base, pruned, masks_only)
+  assert overhead == pytest.approx(np.median(100 * (pruned / base - 1)))
+  assert points == pytest.approx(
+      np.median(100 * (pruned / base - masks_only / base)))
+  assert abs(points - 0.5) < 0.3
+  assert training_overhead_benchmark.paired_overheads(base, pruned)[1] is None
 
 
 @pytest.mark.slow
