@@ -221,8 +221,8 @@ def test_mask_update_float64_with_decay():
 
 
 def _drifting_runs(kind, size):
-  """(values, sparsity) per run: small moves and a ramping sparsity, then a
-  jump of the sparsity, every value scaled, the values reordered, and the
+  """(values, sparsity) per run: small moves and a ramping sparsity, a
+  small shrink, then a jump of the sparsity, every value scaled, the values reordered, and the
   k-th value moving down (values shrinking, sparsity falling)."""
   rng = np.random.default_rng(11)
   values = _data(kind, size, seed=4)
@@ -232,6 +232,9 @@ def _drifting_runs(kind, size):
     values = values + rng.normal(0, 1e-3, size).astype(np.float32)
     sparsity += 0.002 * (run < 6)
     runs.append((values, sparsity))
+  # Every value shrinks a little: the k-th leaves the warm bracket but
+  # (histogram) stays in the band reaching down to the bin edge.
+  runs.append((values * 0.995, sparsity))
   runs.append((values, 0.95))
   runs.append((values * 8.0, 0.95))
   runs.append((np.sort(values), 0.95))

@@ -450,15 +450,15 @@ class Selector {
       return mask != nullptr ? ScanLow(low, max_estimate, last_edge) : low;
     };
     if (WarmBracket(size, k, &low, &high, &max_estimate)) {
-      if (ScanAndSelect(context, values, size, k, scan_low(), high, &result,
-                        max_value, mask, band)) {
+      if (ScanAndSelect(context, values, size, k, scan_low(), low, high,
+                        &result, max_value, mask, band)) {
         return result;
       }
       Forget(size);
     }
     Bracket(values, size, k, &low, &high, &max_estimate);
-    if (ScanAndSelect(context, values, size, k, scan_low(), high, &result,
-                      max_value, mask, band)) {
+    if (ScanAndSelect(context, values, size, k, scan_low(), low, high,
+                      &result, max_value, mask, band)) {
       return result;
     }
     // The bracket missed (rare, or adversarial data): select from all. The
@@ -583,13 +583,16 @@ class Selector {
         std::max<int64_t>(size / 16, kWarmMinDelta));
   }
 
-  // One pass over the values with the bracket [low, high] (writing the
+  // One pass over the values with the band [low, high] (writing the
   // provisional mask when `mask` is not null), then the selection among the
-  // bracketed values. *band holds their indices either way; false when the
-  // bracket missed the k-th value.
+  // band's values from `select_low` (>= low: the bracket, when the band
+  // reaches lower for the mask's sake) up, or among all of them when the
+  // k-th is lower. *band holds their indices either way; false when the
+  // band missed the k-th value.
   bool ScanAndSelect(OpKernelContext* context, const T* values, int64_t size,
-                     int64_t k, T low, T high, Selection<T>* result,
-                     T* max_value, float* mask, Band<T>* band) {
+                     int64_t k, T low, T select_low, T high,
+                     Selection<T>* result, T* max_value, float* mask,
+                     Band<T>* band) {
     // One pass, sharded: #(v > high), the indices of v in [low, high],
     // max(v), and the provisional mask.
     struct Shard {
@@ -645,10 +648,21 @@ class Selector {
     const int64_t band_size = static_cast<int64_t>(band->indices.size());
     const int64_t rank = k - above;
     if (rank < 1 || rank > band_size) return false;
-    std::vector<T> candidates(band->values);
+    // Values below select_low cannot be the k-th when enough lie above it.
+    std::vector<T> candidates;
+    if (select_low > low) {
+      candidates.reserve(band->values.size());
+      for (const T v : band->values) {
+        if (v >= select_low) candidates.push_back(v);
+      }
+    }
+    if (static_cast<int64_t>(candidates.size()) < rank) {
+      candidates = band->values;
+      select_low = low;
+    }
     *result = SelectInPlace(&candidates, rank);
     result->above += above;
-    Remember(size, k, &candidates, rank, low, high, *max_value);
+    Remember(size, k, &candidates, rank, select_low, high, *max_value);
     return true;
   }
 
