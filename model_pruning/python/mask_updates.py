@@ -88,8 +88,33 @@ def assign_ops(record, new_threshold, new_mask):
   ]
 
 
+def _in_place_assign_ops(record, context):
+  """The threshold assign of an element-wise |W| update whose kernel writes
+  the mask variable itself (`saliency_masks.updates_in_place`), or None."""
+  settings = record.settings
+  mask = record.mask
+  if (context.use_gradient or settings.m_by_n is not None or
+      pruning_variables.is_partitioned(mask) or
+      pruning_variables.is_partitioned(record.weight) or
+      not runs_in_one_call([mask])):
+    return None
+  weights = _read(record.weight)
+  if (_is_blocked(weights, settings.block_dims) or
+      not saliency_masks.updates_in_place(weights, mask, context.method)):
+    return None
+  with tf.compat.v1.name_scope(record.name + '_pruning_ops'):
+    threshold = saliency_masks.elementwise_mask_in_place(
+        weights, mask, context.sparsity_for(settings.target),
+        record.threshold, context.method)
+  return [pruning_variables.assign_variable(
+      record.threshold, tf.cast(threshold, record.threshold.dtype))]
+
+
 def record_assign_ops(record, context):
-  """The assign ops that update one record's threshold and mask."""
+  """The ops that update one record's threshold and mask."""
+  in_place = _in_place_assign_ops(record, context)
+  if in_place is not None:
+    return in_place
   return assign_ops(record, *new_threshold_and_mask(record, context))
 
 

@@ -152,6 +152,25 @@ def mask_update(values, sparsity, previous_threshold, method, nbins, decay,
       nbins=nbins, take_abs=take_abs))
 
 
+def mask_update_in_place(values, mask, sparsity, previous_threshold, method,
+                         nbins, decay, take_abs):
+  """`mask_update` writing the mask into `mask` (a float32 resource variable
+  of the values' shape) under its lock, in the variable's own buffer when no
+  read of it is alive: no new buffer per update, none freed. Returns the
+  op's outputs as a MaskUpdate whose `mask` is None; run `threshold` (or
+  its op) to update."""
+  dtype = values.dtype
+  if previous_threshold is None:
+    previous_threshold = 0.0
+  smoothing = tf.constant([1.0 - decay, decay] if decay else [1.0, 0.0],
+                          dtype)
+  threshold, *rest = load().model_pruning_mask_update_in_place(
+      values, tf.cast(sparsity, tf.float32),
+      tf.cast(previous_threshold, dtype), smoothing, mask.handle,
+      method=method, nbins=nbins, take_abs=take_abs)
+  return MaskUpdate(threshold, None, *rest)
+
+
 def m_by_n_mask(scores, m, n, take_abs):
   """float32 N:M mask of `scores` (rank >= 2, groups along axis -2), by
   nm_sparsity.m_by_n_mask's rule, in one pass; m and n are Python ints."""

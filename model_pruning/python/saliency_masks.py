@@ -224,6 +224,31 @@ def elementwise_mask(weights, gradients, use_gradient, sparsity,
                             previous_sparsity, take_abs=take_abs)
 
 
+def updates_in_place(weights, mask, method):
+  """Whether `elementwise_mask_in_place` can update `mask` from |weights|:
+  the kernels loaded, histogram or sort (exact's tie-break needs a mask
+  tensor), and a local float32 resource variable of the weights' shape."""
+  return (native_kernels.available() and
+          method.name in ('histogram', 'sort') and
+          isinstance(mask, tf.Variable) and hasattr(mask, 'handle') and
+          mask.dtype == tf.float32 and
+          weights.get_shape().is_fully_defined() and
+          mask.get_shape() == weights.get_shape() and
+          _compute_dtype(weights.dtype) in native_kernels.NATIVE_DTYPES)
+
+
+def elementwise_mask_in_place(weights, mask, sparsity, previous_threshold,
+                              method):
+  """`elementwise_mask` by |W| that writes the mask into the variable `mask`
+  (`updates_in_place`) instead of returning it: no new mask buffer per
+  update and no old one freed, so training between updates does not page
+  memory back in. Returns the new threshold (running it updates)."""
+  values = tf.cast(weights, _compute_dtype(weights.dtype))
+  return native_kernels.mask_update_in_place(
+      values, mask, sparsity, previous_threshold, method.name, method.nbins,
+      method.decay, take_abs=True).threshold
+
+
 def _resolve_block_dims(matrix_shape, block_dims):
   """-1 means the whole dimension; resolved on a copy (docs/upstream.md Q9)."""
   return [matrix_shape[i] if block_dims[i] == -1 else block_dims[i]

@@ -25,6 +25,8 @@
 
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/resource_mgr.h"
+#include "tensorflow/core/framework/resource_var.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/platform/mutex.h"
 #include "tensorflow/core/platform/thread_annotations.h"
@@ -96,6 +98,34 @@ number exact keeps or else the rank selected. `smoothing` = (1 - decay,
 decay) mixes the new threshold with `previous_threshold` (not for exact).
 Exact leaves ties that straddle k to the caller (when k - count_above <
 count_at).
+)doc");
+
+REGISTER_OP("ModelPruningMaskUpdateInPlace")
+    .Input("values: T")
+    .Input("sparsity: float")
+    .Input("previous_threshold: T")
+    .Input("smoothing: T")
+    .Input("mask: resource")
+    .Output("threshold: T")
+    .Output("kth: T")
+    .Output("count_above: int32")
+    .Output("count_at: int32")
+    .Output("max_value: T")
+    .Output("k: int32")
+    .Attr("T: {float, double}")
+    .Attr("method: {'histogram', 'sort', 'exact'}")
+    .Attr("nbins: int >= 1 = 256")
+    .Attr("take_abs: bool = true")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      for (int i = 0; i < 6; ++i) c->set_output(i, c->Scalar());
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+ModelPruningMaskUpdate writing the mask into `mask`, an initialized float32
+resource variable of the values' shape, under its lock: into its own buffer
+when nothing else holds it (no new buffer, nothing freed), else into a new
+one it then holds. The outputs are ModelPruningMaskUpdate's but the mask.
 )doc");
 
 REGISTER_OP("ModelPruningMByNMask")
@@ -850,21 +880,63 @@ class MaskUpdateOp : public OpKernel {
                 absl::InvalidArgumentError(absl::StrCat(
                     "smoothing must hold 2 values (1 - decay, decay), got "
                     "shape ", smoothing_tensor.shape().DebugString())));
-    const float sparsity = context->input(1).scalar<float>()();
-    OP_REQUIRES(context, !std::isnan(sparsity),
+    OP_REQUIRES(context, !std::isnan(context->input(1).scalar<float>()()),
                 absl::InvalidArgumentError(
                     "sparsity is NaN; check the sparsity schedule"));
+    if (context->num_inputs() == 4) {
+      Tensor* mask_tensor = nullptr;
+      OP_REQUIRES_OK(context, context->allocate_output(
+                                  1, values_tensor.shape(), &mask_tensor));
+      Update(context, mask_tensor->flat<float>().data(), /*first_output=*/2);
+      return;
+    }
+    // In place: the mask variable's buffer, under its lock for the update.
+    ::tensorflow::core::RefCountPtr<::tensorflow::Var> variable;
+    OP_REQUIRES_OK(context,
+                   ::tensorflow::LookupResource(
+                       context, ::tensorflow::HandleFromInput(context, 4),
+                       &variable));
+    ::tensorflow::mutex_lock lock(*variable->mu());
+    Tensor* mask_tensor = variable->tensor();
+    OP_REQUIRES(
+        context,
+        variable->is_initialized &&
+            mask_tensor->dtype() == ::tensorflow::DT_FLOAT &&
+            mask_tensor->shape() == values_tensor.shape(),
+        absl::InvalidArgumentError(absl::StrCat(
+            "mask must be an initialized float32 variable of the values' "
+            "shape ", values_tensor.shape().DebugString(), ", got ",
+            variable->is_initialized ? "" : "an uninitialized ",
+            ::tensorflow::DataTypeString(mask_tensor->dtype()), " ",
+            mask_tensor->shape().DebugString(),
+            "; run the initializers first")));
+    if (!mask_tensor->RefCountIsOne()) {
+      // A read of the mask is still alive: leave it its buffer. Every entry
+      // is written below, so the new one needs no copy.
+      Tensor fresh;
+      OP_REQUIRES_OK(context,
+                     context->allocate_temp(::tensorflow::DT_FLOAT,
+                                            values_tensor.shape(), &fresh));
+      *mask_tensor = fresh;
+    }
+    Update(context, mask_tensor->flat<float>().data(), /*first_output=*/1);
+  }
+
+ private:
+  // The update with the mask written to `mask` (every entry); outputs the
+  // threshold at 0 and kth, count_above, count_at, max_value, k from
+  // `first_output` on.
+  void Update(OpKernelContext* context, float* mask, int first_output) {
+    const Tensor& values_tensor = context->input(0);
+    const float sparsity = context->input(1).scalar<float>()();
     const T previous = context->input(2).scalar<T>()();
+    const Tensor& smoothing_tensor = context->input(3);
     const T new_weight = smoothing_tensor.flat<T>()(0);
     const T previous_weight = smoothing_tensor.flat<T>()(1);
     const bool smooths = previous_weight != 0;
 
     const int64_t size = values_tensor.NumElements();
     const T* values = values_tensor.flat<T>().data();
-    Tensor* mask_tensor = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(
-                                1, values_tensor.shape(), &mask_tensor));
-    float* mask = mask_tensor->flat<float>().data();
     const Ranks ranks = RanksFor(method_, size, sparsity);
     // Smoothing may move the threshold far from the k-th value: then the
     // mask is written after, in one pass.
@@ -903,14 +975,14 @@ class MaskUpdateOp : public OpKernel {
       WriteMask(context, values, size, cut, take_abs_, inclusive, mask);
     }
     OutputScalar(context, 0, threshold);
-    OutputScalar(context, 2, selection.kth);
-    OutputCount(context, 3, selection.above);
-    OutputCount(context, 4, selection.at);
-    OutputScalar(context, 5, max_value);
-    OutputCount(context, 6, method_ == Method::kExact ? ranks.keep : ranks.k);
+    OutputScalar(context, first_output, selection.kth);
+    OutputCount(context, first_output + 1, selection.above);
+    OutputCount(context, first_output + 2, selection.at);
+    OutputScalar(context, first_output + 3, max_value);
+    OutputCount(context, first_output + 4,
+                method_ == Method::kExact ? ranks.keep : ranks.k);
   }
 
- private:
   // histogram_from_kth's bin edge: floor(kth nbins / max) clipped to
   // [0, nbins - 1], times max / nbins, in float64 (max <= 0 counts as 1).
   T HistogramEdge(T kth, T max_value) const {
@@ -1041,6 +1113,11 @@ class MByNMaskOp : public OpKernel {
                               .HostMemory("k"),                        \
                           KthLargestOp<T>);                            \
   REGISTER_KERNEL_BUILDER(Name("ModelPruningMaskUpdate")               \
+                              .Device(DEVICE_CPU)                      \
+                              .TypeConstraint<T>("T")                  \
+                              .HostMemory("sparsity"),                 \
+                          MaskUpdateOp<T>);                            \
+  REGISTER_KERNEL_BUILDER(Name("ModelPruningMaskUpdateInPlace")        \
                               .Device(DEVICE_CPU)                      \
                               .TypeConstraint<T>("T")                  \
                               .HostMemory("sparsity"),                 \

@@ -1,0 +1,156 @@
+"""Element-wise |W| updates write the mask variable in place.
+
+`Pruning`'s histogram and sort updates of a local float32 resource mask run
+`ModelPruningMaskUpdateInPlace`, which writes the variable's own buffer when
+no read of it is alive (else a new one, leaving the read its values): the
+masks must equal the TensorFlow-op pipeline's bit for bit over drifting
+updates, the update must allocate no mask-sized buffer, and every other
+case (exact, gradients, blocks, ref variables) keeps the mask assign.
+"""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from benchmarks import bench_util
+from model_pruning.python import native_kernels
+from model_pruning.python import pruning
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get('MODEL_PRUNING_NATIVE') == '0',
+    reason='MODEL_PRUNING_NATIVE=0 turns the kernels off')
+
+_SHAPE = (256, 384)
+
+
+def _pruned_layer(method, extra='', use_resource=True):
+  """(weights variable, mask, step, Pruning) of one masked layer."""
+  step = tf.compat.v1.train.get_or_create_global_step()
+  initial = np.random.default_rng(3).standard_normal(_SHAPE).astype(
+      np.float32)
+  with tf.compat.v1.variable_scope('layer',
+                                   use_resource=use_resource) as scope:
+    kernel = tf.compat.v1.get_variable('weights', initializer=initial)
+    option = ('first_order_gradient' if 'first_order_gradient' in extra
+              else 'weight')
+    pruning.apply_mask(kernel, scope, prune_option=option)
+  hparams = pruning.get_pruning_hparams().parse(
+      'threshold_method=%s,initial_sparsity=0.3,target_sparsity=0.8,'
+      'begin_pruning_step=0,end_pruning_step=100,'
+      'sparsity_function_end_step=100,pruning_frequency=1,'
+      'threshold_decay=0.0%s' % (method, extra))
+  prune = pruning.Pruning(hparams, global_step=step)
+  [mask] = pruning.get_masks()
+  return kernel, mask, step, prune
+
+
+def _op_types(graph):
+  return [op.type for op in graph.get_operations()]
+
+
+def _masks_over_updates(method, native):
+  """The mask and threshold after each of 8 updates on drifting weights."""
+  rng = np.random.default_rng(5)
+  with tf.Graph().as_default() as graph:
+    if native:
+      kernel, mask, step, prune = _pruned_layer(method)
+      update = prune.mask_update_op()
+    else:
+      with native_kernels.disabled():
+        kernel, mask, step, prune = _pruned_layer(method)
+        update = prune.mask_update_op()
+    [threshold] = pruning.get_thresholds()
+    drift = tf.compat.v1.placeholder(tf.float32, _SHAPE)
+    move = kernel.assign_add(drift)
+    results = []
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      for i in range(8):
+        session.run(move, {drift: rng.normal(0, 0.01, _SHAPE)})
+        session.run(step.assign(10 * i))
+        session.run(update)
+        results.append(session.run([mask, threshold, kernel]))
+  return _op_types(graph), results
+
+
+@pytest.mark.parametrize('method', ['histogram', 'sort'])
+def test_in_place_masks_equal_the_tf_op_pipeline(method):
+  types, native = _masks_over_updates(method, native=True)
+  assert types.count('ModelPruningMaskUpdateInPlace') == 1
+  assert 'ModelPruningMaskUpdate' not in types
+  tf_types, tf_ops = _masks_over_updates(method, native=False)
+  assert 'ModelPruningMaskUpdateInPlace' not in tf_types
+  for i, ((mask, threshold, weights), (tf_mask, tf_threshold, _)) in (
+      enumerate(zip(native, tf_ops))):
+    assert threshold == tf_threshold, i
+    np.testing.assert_array_equal(mask, tf_mask, err_msg='update %d' % i)
+    expected = (np.abs(weights) > threshold if method == 'histogram'
+                else np.abs(weights) >= threshold)
+    np.testing.assert_array_equal(mask, expected.astype(np.float32))
+  assert 0.0 < native[-1][0].mean() < 0.9  # The schedule pruned.
+
+
+def test_in_place_update_allocates_no_mask_buffer():
+  mask_bytes = np.prod(_SHAPE) * 4
+  with tf.Graph().as_default():
+    _, _, step, prune = _pruned_layer('sort')
+    update = prune.mask_update_op()
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      session.run(update)
+      session.run(step.assign(50))
+      session.run(update)
+      peak = bench_util.peak_step_bytes(session, update)
+  # The weights' read shares the variable's buffer; the band is small.
+  assert peak < mask_bytes / 4, peak
+
+
+def test_a_live_read_keeps_the_old_mask():
+  """A read of the mask that the update waits for holds its buffer: the
+  update writes a new one and the read still shows the old values."""
+  with tf.Graph().as_default():
+    _, mask, step, prune = _pruned_layer('sort')
+    before = mask.read_value()
+    with tf.control_dependencies([before]):
+      update = prune.mask_update_op()
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      old, _ = session.run([before, update])
+      new = session.run(mask)
+  np.testing.assert_array_equal(old, np.ones(_SHAPE, np.float32))
+  assert new.mean() == pytest.approx(0.7, abs=1e-3)  # initial_sparsity 0.3.
+
+
+@pytest.mark.parametrize('extra', [',prune_option=first_order_gradient',
+                                   ',block_height=2,block_width=2'])
+def test_gradients_and_blocks_keep_the_mask_assign(extra):
+  with tf.Graph().as_default() as graph:
+    _pruned_layer('sort', extra)[-1].mask_update_op()
+    types = _op_types(graph)
+    assert 'ModelPruningMaskUpdateInPlace' not in types
+    assert 'ModelPruningMaskUpdate' in types
+
+
+def test_exact_and_ref_variables_keep_the_mask_assign():
+  for method, use_resource in (('exact', True), ('sort', False)):
+    with tf.Graph().as_default() as graph:
+      _pruned_layer(method, use_resource=use_resource)[-1].mask_update_op()
+      types = _op_types(graph)
+      assert 'ModelPruningMaskUpdateInPlace' not in types
+      assert 'ModelPruningMaskUpdate' in types
+
+
+def test_bad_mask_variable_names_the_problem():
+  with tf.Graph().as_default():
+    values = tf.constant(np.ones((4, 4), np.float32))
+    wrong_shape = tf.compat.v1.get_variable(
+        'wrong', initializer=np.ones((2, 8), np.float32), use_resource=True)
+    update = native_kernels.mask_update_in_place(
+        values, wrong_shape, 0.5, 0.0, 'sort', 256, 0.0, True)
+    with tf.compat.v1.Session() as session:
+      session.run(wrong_shape.initializer)
+      with pytest.raises(tf.errors.InvalidArgumentError,
+                         match=r'float32 variable of the values\' shape '
+                         r'\[4,4\], got float 2,8|\[2,8\]'):
+        session.run(update.threshold)
