@@ -224,13 +224,26 @@ def elementwise_mask(weights, gradients, use_gradient, sparsity,
                             previous_sparsity, take_abs=take_abs)
 
 
+def _plain_resource_variable(variable):
+  """A resource variable of one device: not a ref variable, nor a
+  distribution strategy's (whose handle depends on the replica)."""
+  if (not isinstance(variable, tf.Variable) or
+      isinstance(variable, tf.distribute.DistributedValues) or
+      tf.distribute.has_strategy()):
+    return False
+  try:
+    return variable.handle is not None
+  except (AttributeError, ValueError):
+    return False
+
+
 def updates_in_place(weights, mask, method):
   """Whether `elementwise_mask_in_place` can update `mask` from |weights|:
   the kernels loaded, histogram or sort (exact's tie-break needs a mask
   tensor), and a local float32 resource variable of the weights' shape."""
   return (native_kernels.available() and
           method.name in ('histogram', 'sort') and
-          isinstance(mask, tf.Variable) and hasattr(mask, 'handle') and
+          _plain_resource_variable(mask) and
           mask.dtype == tf.float32 and
           weights.get_shape().is_fully_defined() and
           mask.get_shape() == weights.get_shape() and
