@@ -7,7 +7,8 @@ is `window` steps, so it always holds its share of mask updates (one per
 100 steps at pruning_frequency=100); `repeats` rounds time one window of
 every configuration each. `pruned_ms` is the median over rounds of a
 window's mean step time; the overhead and the points over masks only are
-medians over rounds of each round's own comparison (`paired_overheads`).
+medians over rounds of each round's own comparison (`paired_overheads`),
+with the rounds' quartiles of the points beside them.
 
 Baselines: the MLP baseline has no masks at all (the full cost of pruning);
 the cifar10 model always has masks (the example builds them), so its
@@ -190,12 +191,20 @@ def paired_overheads(base, pruned, masks_only=None):
   own overhead. Load that drifts over the run then cancels within a round
   instead of widening the spread of each configuration's median.
   """
+  return _paired(base, pruned, masks_only)[:2]
+
+
+def _paired(base, pruned, masks_only):
+  """paired_overheads, and the quartiles of the rounds' points (the
+  spread a reader needs to judge a 1-point target), or Nones."""
   base, pruned = np.asarray(base), np.asarray(pruned)
   overhead = 100.0 * (pruned / base - 1.0)
   if masks_only is None:
-    return float(np.median(overhead)), None
+    return float(np.median(overhead)), None, None, None
   points = overhead - 100.0 * (np.asarray(masks_only) / base - 1.0)
-  return float(np.median(overhead)), float(np.median(points))
+  q25, q75 = np.percentile(points, [25, 75])
+  return (float(np.median(overhead)), float(np.median(points)), float(q25),
+          float(q75))
 
 
 def main(argv):
@@ -212,7 +221,7 @@ def main(argv):
     base_ms = float(np.median(base))
     for frequency, samples in zip(frequencies, pruned):
       ms = float(np.median(samples))
-      overhead, points = paired_overheads(
+      overhead, points, q25, q75 = _paired(
           base, samples, None if frequency == 0 else masks_only)
       if frequency == 0:
         points = 0.0 if masks_only is not None else None
@@ -220,13 +229,15 @@ def main(argv):
       rows.append(dict(
           model=model, pruning_frequency=frequency, unpruned_ms=base_ms,
           pruned_ms=ms, ratio=ms / base_ms, overhead_pct=overhead,
-          points_over_masks_only=points, target=target, met=met))
+          points_over_masks_only=points, points_q25=q25, points_q75=q75,
+          target=target, met=met))
       print('%s f=%d: %.2f ms vs %.2f ms' % (model, frequency, ms, base_ms),
             flush=True)
   bench_util.report(
       'training_overhead', ['model', 'pruning_frequency', 'unpruned_ms',
                             'pruned_ms', 'ratio', 'overhead_pct',
-                            'points_over_masks_only', 'target', 'met'], rows,
+                            'points_over_masks_only', 'points_q25',
+                            'points_q75', 'target', 'met'], rows,
       before, _OUTPUT.value,
       batch_size=_BATCH.value, window=_WINDOW.value, repeats=_REPEATS.value,
       threshold_method=_METHOD.value, threads=_THREADS.value,

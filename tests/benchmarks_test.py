@@ -70,6 +70,8 @@ def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   assert tenth['points_over_masks_only'] == pytest.approx(
       tenth['overhead_pct'] - masks_only['overhead_pct'])
   assert tenth['met'] == (tenth['points_over_masks_only'] <= 1.0)
+  assert (tenth['points_q25'] <= tenth['points_over_masks_only'] <=
+          tenth['points_q75'])
   for row in rows:
     assert row['ratio'] == pytest.approx(row['pruned_ms'] / row['unpruned_ms'])
 
