@@ -12,10 +12,10 @@ with the rounds' quartiles of the points beside them.
 
 The points over masks only that the targets judge compare each pruned
 window with a window of the train op alone in the same session (the
-masks-only floor of that very graph and its buffers): two sessions of one
-graph differ by up to 1-2 points on a shared machine, more than the
-effect judged. `points_over_masks_only_row` is the older comparison with
-the separately built masks-only row.
+masks-only floor of that very graph and its buffers; `op` driver): two
+sessions of one graph differ by up to 1-2 points on a shared machine, more
+than the effect judged. `points_over_masks_only_row` is the comparison
+with the separately built masks-only row (the hook driver's judged one).
 
 Baselines: the MLP baseline has no masks at all (the full cost of pruning);
 the cifar10 model always has masks (the example builds them), so its
@@ -28,12 +28,12 @@ Targets (issue 17): at pruning_frequency 10 and 100 the overhead is within
 Usage:
   python3 -m benchmarks.training_overhead_benchmark [--models=mlp,cifar10]
 
-With --driver=hook every configuration runs in a
-`SingularMonitoredSession`, the pruned ones with a `PruningHook` (which
-decides on the host from the fetched global step whether an update can be
-due, and only then runs the conditional op); the baseline and the
-masks-only runs have no hook, and a pruned session's floor windows run its
-raw session (no hook).
+With --driver=hook every configuration runs in a `MonitoredSession`, the
+pruned ones with a `PruningHook` (which decides on the host from the fetched
+global step whether an update can be due, and only then runs the
+conditional op); the baseline and the masks-only runs have no hook. A
+monitored session always runs its hooks, so there the points over masks
+only compare with the masks-only row.
 
 The configurations' windows are interleaved (base, f=1, f=10, f=100, base,
 ...) so that a change in machine load affects all of them alike.
@@ -68,8 +68,7 @@ _THREADS = flags.DEFINE_integer('threads', 2, 'TF intra/inter-op threads.',
 _DRIVER = flags.DEFINE_enum(
     'driver', 'op', ['op', 'hook'],
     'op: one session.run of the conditional update op, which depends on the '
-    'train op; hook: SingularMonitoredSession, PruningHook decides on the '
-    'host.')
+    'train op; hook: MonitoredSession, PruningHook decides on the host.')
 _OUTPUT = flags.DEFINE_string(
     'output', 'benchmarks/results/training_overhead.json',
     "JSON file to write ('' for none).")
@@ -168,13 +167,12 @@ def build_window(model, frequency):
           train = prune.conditional_mask_update_op()
     config = bench_util.session_config(_THREADS.value)
     if _DRIVER.value == 'hook':
-      session = tf.compat.v1.train.SingularMonitoredSession(
-          hooks=hooks, config=config)
-      raw_session = session.raw_session()  # No hooks: no update.
+      session = tf.compat.v1.train.MonitoredSession(
+          session_creator=tf.compat.v1.train.ChiefSessionCreator(
+              config=config), hooks=hooks)
     else:
       session = tf.compat.v1.Session(graph=graph, config=config)
       session.run(tf.compat.v1.global_variables_initializer())
-      raw_session = session
 
   def window():
     for _ in range(_WINDOW.value):
@@ -182,9 +180,11 @@ def build_window(model, frequency):
 
   def floor():
     for _ in range(_WINDOW.value):
-      raw_session.run(train_only)
+      session.run(train_only)
 
-  return window, (floor if frequency else None)
+  # A MonitoredSession cannot run without its hooks: the hook driver keeps
+  # the separately built masks-only row as its floor.
+  return window, (floor if frequency and _DRIVER.value == 'op' else None)
 
 
 def time_interleaved(model, frequencies):
@@ -244,7 +244,8 @@ def main(argv):
     base_ms = float(np.median(base))
     for frequency, samples, floor in zip(frequencies, pruned, floors):
       ms = float(np.median(samples))
-      overhead, points, q25, q75 = _paired(base, samples, floor)
+      overhead, points, q25, q75 = _paired(
+          base, samples, masks_only if floor is None else floor)
       row_points = None
       if frequency == 0:
         points = 0.0 if masks_only is not None else None
