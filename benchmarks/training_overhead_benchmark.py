@@ -249,6 +249,7 @@ def main(argv):
       row_points = None
       if frequency == 0:
         points = 0.0 if masks_only is not None else None
+        q25 = q75 = None
       elif masks_only is not None:
         row_points = paired_overheads(base, samples, masks_only)[1]
       target, met = judge(frequency, overhead, points)
