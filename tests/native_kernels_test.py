@@ -399,6 +399,14 @@ def _both_pipelines(build, *values):
   return native, tf_ops
 
 
+def _assert_same_per_sparsity(sparsities, native, tf_ops):
+  """Each sparsity's (threshold, mask) equal on both pipelines."""
+  for sparsity, (theta, mask), (tf_theta, tf_mask) in zip(sparsities, native,
+                                                          tf_ops):
+    assert theta == tf_theta, sparsity
+    np.testing.assert_array_equal(mask, tf_mask)
+
+
 @pytest.mark.parametrize('kind', ['gaussian', 'few_values', 'nan_inf',
                                   'periodic'])
 @pytest.mark.parametrize('method', ['histogram', 'sort', 'exact'])
@@ -416,10 +424,7 @@ def test_threshold_and_mask_same_as_tf_op_pipeline(kind, method, decay):
             for s in sparsities]
 
   native, tf_ops = _both_pipelines(build, weights)
-  for sparsity, (theta, mask), (tf_theta, tf_mask) in zip(sparsities, native,
-                                                          tf_ops):
-    assert theta == tf_theta, sparsity
-    np.testing.assert_array_equal(mask, tf_mask)
+  _assert_same_per_sparsity(sparsities, native, tf_ops)
   if method != 'exact':  # also against numpy (exact ties are random)
     theta, mask = native[2]
     expected_theta, _ = reference.threshold_mask(
@@ -443,10 +448,7 @@ def test_histogram_bins_not_a_power_of_two_same_as_tf_op_pipeline(nbins):
             for s in sparsities]
 
   native, tf_ops = _both_pipelines(build, weights)
-  for sparsity, (theta, mask), (tf_theta, tf_mask) in zip(sparsities, native,
-                                                          tf_ops):
-    assert theta == tf_theta, sparsity
-    np.testing.assert_array_equal(mask, tf_mask)
+  _assert_same_per_sparsity(sparsities, native, tf_ops)
 
 
 def test_gradient_blocks_and_groups_same_as_tf_op_pipeline():

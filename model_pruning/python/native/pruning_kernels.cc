@@ -67,22 +67,29 @@ k-th value, one pass counts what lies above the bracket and collects the
 values inside; when both miss, it selects from all.
 )doc");
 
+// The two mask-update ops' shared signature: the inputs before the mask
+// variable, the outputs after the threshold (and mask), the attrs.
+#define MODEL_PRUNING_MASK_UPDATE_INPUTS \
+  .Input("values: T")                    \
+      .Input("sparsity: float")          \
+      .Input("previous_threshold: T")    \
+      .Input("smoothing: T")
+#define MODEL_PRUNING_MASK_UPDATE_OUTPUTS_AND_ATTRS   \
+  .Output("kth: T")                                   \
+      .Output("count_above: int32")                   \
+      .Output("count_at: int32")                      \
+      .Output("max_value: T")                         \
+      .Output("k: int32")                             \
+      .Attr("T: {float, double}")                     \
+      .Attr("method: {'histogram', 'sort', 'exact'}") \
+      .Attr("nbins: int >= 1 = 256")                  \
+      .Attr("take_abs: bool = true")
+
 REGISTER_OP("ModelPruningMaskUpdate")
-    .Input("values: T")
-    .Input("sparsity: float")
-    .Input("previous_threshold: T")
-    .Input("smoothing: T")
+    MODEL_PRUNING_MASK_UPDATE_INPUTS
     .Output("threshold: T")
     .Output("mask: float")
-    .Output("kth: T")
-    .Output("count_above: int32")
-    .Output("count_at: int32")
-    .Output("max_value: T")
-    .Output("k: int32")
-    .Attr("T: {float, double}")
-    .Attr("method: {'histogram', 'sort', 'exact'}")
-    .Attr("nbins: int >= 1 = 256")
-    .Attr("take_abs: bool = true")
+    MODEL_PRUNING_MASK_UPDATE_OUTPUTS_AND_ATTRS
     .SetShapeFn([](InferenceContext* c) {
       for (int i = 0; i < 7; ++i) c->set_output(i, c->Scalar());
       c->set_output(1, c->input(0));
@@ -101,21 +108,10 @@ count_at).
 )doc");
 
 REGISTER_OP("ModelPruningMaskUpdateInPlace")
-    .Input("values: T")
-    .Input("sparsity: float")
-    .Input("previous_threshold: T")
-    .Input("smoothing: T")
+    MODEL_PRUNING_MASK_UPDATE_INPUTS
     .Input("mask: resource")
     .Output("threshold: T")
-    .Output("kth: T")
-    .Output("count_above: int32")
-    .Output("count_at: int32")
-    .Output("max_value: T")
-    .Output("k: int32")
-    .Attr("T: {float, double}")
-    .Attr("method: {'histogram', 'sort', 'exact'}")
-    .Attr("nbins: int >= 1 = 256")
-    .Attr("take_abs: bool = true")
+    MODEL_PRUNING_MASK_UPDATE_OUTPUTS_AND_ATTRS
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       for (int i = 0; i < 6; ++i) c->set_output(i, c->Scalar());
@@ -127,6 +123,8 @@ resource variable of the values' shape, under its lock: into its own buffer
 when nothing else holds it (no new buffer, nothing freed), else into a new
 one it then holds. The outputs are ModelPruningMaskUpdate's but the mask.
 )doc");
+#undef MODEL_PRUNING_MASK_UPDATE_INPUTS
+#undef MODEL_PRUNING_MASK_UPDATE_OUTPUTS_AND_ATTRS
 
 REGISTER_OP("ModelPruningMByNMask")
     .Input("scores: T")
