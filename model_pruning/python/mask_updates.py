@@ -98,13 +98,15 @@ def _in_place_assign_ops(record, context):
       pruning_variables.is_partitioned(record.weight) or
       not runs_in_one_call([mask])):
     return None
-  weights = _read(record.weight)
-  if (_is_blocked(weights, settings.block_dims) or
-      not saliency_masks.updates_in_place(weights, mask, context.method)):
+  # Decided from the variable's static shape and dtype: no read is built
+  # for an update that takes the other path.
+  if (_is_blocked(record.weight, settings.block_dims) or
+      not saliency_masks.updates_in_place(record.weight, mask,
+                                          context.method)):
     return None
   with tf.compat.v1.name_scope(record.name + '_pruning_ops'):
     threshold = saliency_masks.elementwise_mask_in_place(
-        weights, mask, context.sparsity_for(settings.target),
+        _read(record.weight), mask, context.sparsity_for(settings.target),
         record.threshold, context.method)
   return [pruning_variables.assign_variable(
       record.threshold, tf.cast(threshold, record.threshold.dtype))]
