@@ -250,6 +250,8 @@ def main(argv):
       if frequency == 0:
         points = 0.0 if masks_only is not None else None
         q25 = q75 = None
+      elif floor is None:
+        row_points = points  # Already judged against the row.
       elif masks_only is not None:
         row_points = paired_overheads(base, samples, masks_only)[1]
       target, met = judge(frequency, overhead, points)

@@ -135,21 +135,27 @@ MaskUpdate = collections.namedtuple(
                    'max_value', 'k'])
 
 
+def _update_inputs(values, sparsity, previous_threshold, decay):
+  """The mask-update ops' scalar inputs: sparsity (float32), the previous
+  threshold and smoothing = (1 - decay, decay) in the values' dtype."""
+  dtype = values.dtype
+  if previous_threshold is None:
+    previous_threshold = 0.0
+  smoothing = tf.constant([1.0 - decay, decay] if decay else [1.0, 0.0],
+                          dtype)
+  return (tf.cast(sparsity, tf.float32), tf.cast(previous_threshold, dtype),
+          smoothing)
+
+
 def mask_update(values, sparsity, previous_threshold, method, nbins, decay,
                 take_abs):
   """One weight's whole update (rank, k-th selection, threshold, float32
   mask) in one op, by thresholds.py's rules for `method` ('histogram',
   'sort', 'exact'); `decay` smooths with `previous_threshold` as
   saliency_masks._smooth does (exact ignores both)."""
-  dtype = values.dtype
-  if previous_threshold is None:
-    previous_threshold = 0.0
-  smoothing = tf.constant([1.0 - decay, decay] if decay else [1.0, 0.0],
-                          dtype)
   return MaskUpdate(*load().model_pruning_mask_update(
-      values, tf.cast(sparsity, tf.float32),
-      tf.cast(previous_threshold, dtype), smoothing, method=method,
-      nbins=nbins, take_abs=take_abs))
+      values, *_update_inputs(values, sparsity, previous_threshold, decay),
+      method=method, nbins=nbins, take_abs=take_abs))
 
 
 def mask_update_in_place(values, mask, sparsity, previous_threshold, method,
@@ -159,15 +165,9 @@ def mask_update_in_place(values, mask, sparsity, previous_threshold, method,
   read of it is alive: no new buffer per update, none freed. Returns the
   op's outputs as a MaskUpdate whose `mask` is None; run `threshold` (or
   its op) to update."""
-  dtype = values.dtype
-  if previous_threshold is None:
-    previous_threshold = 0.0
-  smoothing = tf.constant([1.0 - decay, decay] if decay else [1.0, 0.0],
-                          dtype)
   threshold, *rest = load().model_pruning_mask_update_in_place(
-      values, tf.cast(sparsity, tf.float32),
-      tf.cast(previous_threshold, dtype), smoothing, mask.handle,
-      method=method, nbins=nbins, take_abs=take_abs)
+      values, *_update_inputs(values, sparsity, previous_threshold, decay),
+      mask.handle, method=method, nbins=nbins, take_abs=take_abs)
   return MaskUpdate(threshold, None, *rest)
 
 
