@@ -251,15 +251,28 @@ def test_model_pruning_hook_warns_once_when_step_stands_still(caplog,
 
 
 class _CountingSession:
-  """A session proxy that counts `run` calls."""
+  """A session proxy that counts `run` calls, and calls of the callables it
+  makes (`make_callable` only when `callables`)."""
 
-  def __init__(self, session):
+  def __init__(self, session, callables=True):
     self._session = session
     self.runs = 0
+    self.callables_made = 0
+    if callables:
+      self.make_callable = self._make_callable
 
   def run(self, fetches, *args, **kwargs):
     self.runs += 1
     return self._session.run(fetches, *args, **kwargs)
+
+  def _make_callable(self, fetches):
+    self.callables_made += 1
+    run_fetches = self._session.make_callable(fetches)
+
+    def counted():
+      self.runs += 1
+      return run_fetches()
+    return counted
 
 
 class _RunContext:
@@ -268,7 +281,7 @@ class _RunContext:
     self.session = session
 
 
-def _drive_hook(hook, increment, num_steps):
+def _drive_hook(hook, increment, num_steps, callables=True):
   """Calls the hook around `num_steps` train steps; extra runs per step."""
   hook.begin()
   extra_runs, masks = [], []
@@ -276,7 +289,7 @@ def _drive_hook(hook, increment, num_steps):
   with tf.compat.v1.Session() as session:
     session.run(tf.compat.v1.global_variables_initializer())
     hook.after_create_session(session, None)
-    counting = _CountingSession(session)
+    counting = _CountingSession(session, callables)
     for _ in range(num_steps):
       fetched = session.run(increment) - 1  # The step read before the run.
       before = counting.runs
@@ -285,14 +298,20 @@ def _drive_hook(hook, increment, num_steps):
                          results=fetched, options=None, run_metadata=None))
       extra_runs.append(counting.runs - before)
       masks.append(int(np.count_nonzero(session.run(mask))))
+  if callables:
+    # One callable for the session, however many updates ran through it.
+    assert counting.callables_made == 1
   return extra_runs, masks
 
 
-def test_pruning_hook_runs_nothing_extra_on_steps_without_an_update():
+@pytest.mark.parametrize('callables', [True, False],
+                         ids=['make_callable', 'run_only_session'])
+def test_pruning_hook_runs_nothing_extra_on_steps_without_an_update(
+    callables):
   with tf.Graph().as_default():
     p, increment = _pruned_weight(frequency=5)
     hook = pruning_hook.PruningHook(p, log_every_n_steps=0)
-    extra_runs, masks = _drive_hook(hook, increment, 30)
+    extra_runs, masks = _drive_hook(hook, increment, 30, callables)
   steps_run = list(range(1, 31))
   updates = ref.update_steps(steps_run, begin=0, end=-1,
                              frequency=5)
@@ -302,6 +321,32 @@ def test_pruning_hook_runs_nothing_extra_on_steps_without_an_update():
   ran = [step for step, runs in zip(steps_run, extra_runs) if runs]
   assert set(updates) <= set(ran)
   assert len(ran) <= 2 * len(updates) and len(ran) < len(steps_run) / 2
+
+
+def test_pruning_hook_updates_through_each_new_session():
+  # A recovered MonitoredSession hands the hook a new session: the update
+  # must run in that one, not through the callable made for the old one.
+  with tf.Graph().as_default():
+    p, increment = _pruned_weight(frequency=1)
+    hook = pruning_hook.PruningHook(p, log_every_n_steps=0)
+    hook.begin()
+    mask = pruning.get_masks()[0]
+    kept = []
+    for _ in range(2):
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        hook.after_create_session(session, None)
+        counting = _CountingSession(session)
+        for _ in range(3):
+          fetched = session.run(increment) - 1
+          hook.after_run(_RunContext(counting),
+                         tf.compat.v1.train.SessionRunValues(
+                             results=fetched, options=None,
+                             run_metadata=None))
+        assert counting.callables_made == 1
+        kept.append(int(np.count_nonzero(session.run(mask))))
+  expected = _expected_counts([1, 2, 3], [1, 2, 3])[-1]
+  assert kept == [expected, expected]
 
 
 def test_pruning_hook_logs_asked_and_achieved_every_n_steps():
