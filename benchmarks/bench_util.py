@@ -135,10 +135,11 @@ def report(benchmark, columns, rows, before, output, **settings):
   print_table(columns, rows)
   load_after = machine()['load_average']
   kernels = native_kernels.pipeline()
-  print('machine: %s, %d cores, load %s -> %s; mask updates: %s' % (
+  isa = native_kernels.vector_isa()
+  print('machine: %s, %d cores, load %s -> %s; mask updates: %s%s' % (
       before['cpu'], before['cores'], before['load_average'], load_after,
-      kernels))
+      kernels, ' (%s)' % isa if isa else ''))
   if output:
     write_json(output, dict(settings, benchmark=benchmark, machine=before,
-                            mask_kernels=kernels,
+                            mask_kernels=kernels, vector_isa=isa,
                             load_average_after=load_after, rows=rows))

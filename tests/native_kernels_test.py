@@ -8,6 +8,7 @@ float64, sizes around the direct-selection limit, and data built to make
 the bracket miss.
 """
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,18 @@ from tests import reference
 pytestmark = pytest.mark.skipif(
     os.environ.get('MODEL_PRUNING_NATIVE') == '0',
     reason='MODEL_PRUNING_NATIVE=0 turns the kernels off')
+
+
+@pytest.fixture(params=['widest', 'sse2'])
+def vector_isa(request, monkeypatch):
+  """Runs a test on the CPU's widest passes (AVX2 where it has it) and on
+  the SSE2 ones, which every x86-64 runs (the answers must not differ)."""
+  if request.param == 'sse2':
+    monkeypatch.setenv('MODEL_PRUNING_NATIVE_ISA', 'sse2')
+  else:
+    monkeypatch.delenv('MODEL_PRUNING_NATIVE_ISA', raising=False)
+  if request.param == 'sse2':
+    assert native_kernels.vector_isa() in ('sse2', 'scalar')
 
 
 def test_kernels_are_built_and_loaded():
@@ -89,6 +102,7 @@ def _ks(size):
 @pytest.mark.parametrize('kind', _KINDS)
 @pytest.mark.parametrize('size', _SIZES)
 @pytest.mark.parametrize('take_abs', [True, False])
+@pytest.mark.usefixtures('vector_isa')
 def test_kth_largest_matches_numpy(kind, size, take_abs):
   values = _data(kind, size)
   clean = _clean(values, take_abs)
@@ -99,6 +113,18 @@ def test_kth_largest_matches_numpy(kind, size, take_abs):
   for k, (kth, above, at, largest) in zip(ks, got):
     assert (kth, above, at) == reference.kth_largest_with_counts(clean, k), k
     assert largest == clean.max()
+
+
+def test_vector_isa_follows_the_cpu_and_the_switch(monkeypatch):
+  monkeypatch.delenv('MODEL_PRUNING_NATIVE_ISA', raising=False)
+  if platform.machine() not in ('x86_64', 'AMD64'):
+    assert native_kernels.vector_isa() == 'scalar'
+    return
+  with open('/proc/cpuinfo') as cpuinfo:
+    has_avx2 = ' avx2' in cpuinfo.read()
+  assert native_kernels.vector_isa() == ('avx2' if has_avx2 else 'sse2')
+  monkeypatch.setenv('MODEL_PRUNING_NATIVE_ISA', 'sse2')
+  assert native_kernels.vector_isa() == 'sse2'
 
 
 def test_kth_largest_float64_and_any_shape():
@@ -112,6 +138,7 @@ def test_kth_largest_float64_and_any_shape():
   assert got[3] == clean.max() == np.finfo(np.float64).max  # Inf, cleaned
 
 
+@pytest.mark.usefixtures('vector_isa')
 def test_kth_largest_warm_bracket_across_runs():
   """The kernel keeps the last update's bracket as the next one's start:
   small moves, a schedule moving k, a jump of k, and weights replaced
@@ -176,6 +203,7 @@ def _expected_mask(clean, threshold, method, keep=None):
 @pytest.mark.parametrize('size', [17, 10240, 100003])
 @pytest.mark.parametrize('method', ['histogram', 'sort', 'exact'])
 @pytest.mark.parametrize('take_abs', [True, False])
+@pytest.mark.usefixtures('vector_isa')
 def test_mask_update_matches_numpy(kind, size, method, take_abs):
   """One cold update: the threshold is numpy's (within 1 ulp, as the
   TensorFlow ops), the mask exactly the comparison with it."""
@@ -247,6 +275,7 @@ def _drifting_runs(kind, size):
 @pytest.mark.parametrize('kind', ['gaussian', 'nan_inf', 'few_values'])
 @pytest.mark.parametrize('method', ['histogram', 'sort', 'exact'])
 @pytest.mark.parametrize('decay', [0.0, 0.3])
+@pytest.mark.usefixtures('vector_isa')
 def test_mask_update_across_runs_same_as_tf_op_pipeline(kind, method, decay):
   """Runs of one op keep a warm start: its pass writes the mask outside a
   band around the k-th value and compares only the band after (histogram:

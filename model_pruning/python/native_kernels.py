@@ -20,6 +20,7 @@ model_pruning.
 """
 import collections
 import contextlib
+import ctypes
 import os
 import subprocess
 
@@ -39,6 +40,7 @@ _ENV_SWITCH = 'MODEL_PRUNING_NATIVE'
 _ENV_CACHE = 'MODEL_PRUNING_CACHE_DIR'
 
 _library = None
+_library_path = None
 _load_error = None
 _enabled = True
 
@@ -73,14 +75,16 @@ def _cached_build():
 def load():
   """Loads the kernels once; returns the op module, or None (and why, in
   `load_error()`)."""
-  global _library, _load_error
+  global _library, _library_path, _load_error
   if _library is not None or _load_error is not None:
     return _library
   if os.environ.get(_ENV_SWITCH, '1') == '0':
     _load_error = '%s=0' % _ENV_SWITCH
     return None
   try:
-    _library = tf.load_op_library(_built_beside() or _cached_build())
+    path = _built_beside() or _cached_build()
+    _library = tf.load_op_library(path)
+    _library_path = path
   except (OSError, RuntimeError, tf.errors.OpError,
           subprocess.TimeoutExpired) as error:
     _load_error = str(error)
@@ -105,6 +109,17 @@ def available():
 def pipeline():
   """'native' or 'tf_ops': what builds mask updates now (for reports)."""
   return 'native' if available() else 'tf_ops'
+
+
+def vector_isa():
+  """The instructions the kernels' passes run on now: 'avx2' (8 lanes, where
+  the CPU has it), 'sse2' (4 lanes; also with $MODEL_PRUNING_NATIVE_ISA=sse2)
+  or 'scalar'; None without the kernels."""
+  if load() is None:
+    return None
+  function = ctypes.CDLL(_library_path).ModelPruningVectorIsa
+  function.restype = ctypes.c_char_p
+  return function().decode('ascii')
 
 
 @contextlib.contextmanager

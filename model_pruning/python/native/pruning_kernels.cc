@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -34,6 +36,9 @@
 
 #ifdef __SSE2__
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
 #endif
 
 namespace model_pruning {
@@ -246,7 +251,7 @@ void MaskRange(const T* values, int64_t begin, int64_t end, T threshold,
 // float32 with SSE2 (every x86-64), 16 values a step, branch-free: the
 // count and max stay in registers, the mask is stored from the same
 // compare, and only steps that hold a band value leave the vector path, to
-// append its indices without branches (docs/native_kernels.md).
+// append one index per band value (docs/native_kernels.md).
 //
 // Cleaning (NaN -> 0, +Inf -> max) changes no comparison when
 // 0 < low <= high < max: NaN compares false like the 0 it stands for (below
@@ -325,14 +330,18 @@ int64_t ScanRange(const float* values, int64_t begin, int64_t end,
               _mm_movemask_ps(_mm_or_ps(_mm_or_ps(b0, b1),
                                         _mm_or_ps(b2, b3))) != 0, 0)) {
         // Band values are finite and cleaned in either case.
-        const int bits = _mm_movemask_ps(b0) | _mm_movemask_ps(b1) << 4 |
-                         _mm_movemask_ps(b2) << 8 | _mm_movemask_ps(b3) << 12;
+        const uint32_t bits = _mm_movemask_ps(b0) |
+                              _mm_movemask_ps(b1) << 4 |
+                              _mm_movemask_ps(b2) << 8 |
+                              _mm_movemask_ps(b3) << 12;
         alignas(16) float lanes[kStep];
         for (int j = 0; j < 4; ++j) _mm_store_ps(lanes + 4 * j, v[j]);
-        for (int lane = 0; lane < kStep; ++lane) {
+        // One turn per band value (a step holds one or two, of 16 lanes).
+        for (uint32_t rest = bits; rest != 0; rest &= rest - 1) {
+          const int lane = __builtin_ctz(rest);
           band[appended] = i + lane;
           band_values[appended] = lanes[lane];
-          appended += (bits >> lane) & 1;
+          ++appended;
         }
       }
     }
@@ -354,11 +363,204 @@ int64_t ScanRange(const float* values, int64_t begin, int64_t end,
 
 }  // namespace sse
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define MODEL_PRUNING_AVX2 1
+// The same passes 8 lanes wide, compiled for AVX2 alone and chosen at run
+// time (UseAvx2), so the library still loads on any x86-64: the scan is
+// bound by vector instructions, not memory, and AVX2 halves their count.
+namespace avx2 {
+
+#define MODEL_PRUNING_TARGET_AVX2 __attribute__((target("avx2")))
+
+struct Lanes {
+  __m256 abs_mask, largest_finite, low, high, one;
+  float low_value, high_value;
+  bool take_abs;
+};
+
+template <bool kClean>
+MODEL_PRUNING_TARGET_AVX2 inline __m256 Load(const Lanes& c,
+                                             const float* at) {
+  __m256 v = _mm256_and_ps(_mm256_loadu_ps(at), c.abs_mask);
+  if (!kClean) return v;
+  v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v);
+  return _mm256_min_ps(v, c.largest_finite);
+}
+
+template <bool kClean>
+MODEL_PRUNING_TARGET_AVX2 inline __m256 ForMax(__m256 v) {
+  return kClean ? v : _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v);
+}
+
+MODEL_PRUNING_TARGET_AVX2 inline __m256 InBand(const Lanes& c, __m256 v,
+                                               __m256 above) {
+  return _mm256_andnot_ps(above, _mm256_cmp_ps(v, c.low, _CMP_GE_OQ));
+}
+
+// sse::ScanRange 32 values a step.
+template <bool kClean, bool kMask>
+MODEL_PRUNING_TARGET_AVX2 int64_t ScanRange(const float* values,
+                                            int64_t begin, int64_t end,
+                                            const Lanes& c, int64_t* above,
+                                            float* max_value, int64_t* band,
+                                            float* band_values, float* mask) {
+  constexpr int64_t kStep = 32;
+  const int64_t vector_end = end - (end - begin) % kStep;
+  int64_t appended = 0;
+  __m256 max8 = _mm256_set1_ps(*max_value);
+  int64_t count = 0;
+  int64_t i = begin;
+  while (i < vector_end) {
+    // int32 lane counts: flushed every 2^22 values, so they never overflow.
+    const int64_t stop = std::min(vector_end, i + (int64_t{1} << 22));
+    __m256i count8 = _mm256_setzero_si256();
+    for (; i < stop; i += kStep) {
+      __m256 v[4];
+      __m256 is_above[4];
+      for (int j = 0; j < 4; ++j) {
+        v[j] = Load<kClean>(c, values + i + 8 * j);
+        is_above[j] = _mm256_cmp_ps(v[j], c.high, _CMP_GT_OQ);
+      }
+      max8 = _mm256_max_ps(
+          max8, _mm256_max_ps(_mm256_max_ps(ForMax<kClean>(v[0]),
+                                            ForMax<kClean>(v[1])),
+                              _mm256_max_ps(ForMax<kClean>(v[2]),
+                                            ForMax<kClean>(v[3]))));
+      count8 = _mm256_sub_epi32(
+          count8,
+          _mm256_add_epi32(
+              _mm256_add_epi32(_mm256_castps_si256(is_above[0]),
+                               _mm256_castps_si256(is_above[1])),
+              _mm256_add_epi32(_mm256_castps_si256(is_above[2]),
+                               _mm256_castps_si256(is_above[3]))));
+      if (kMask) {
+        for (int j = 0; j < 4; ++j) {
+          _mm256_storeu_ps(mask + i + 8 * j, _mm256_and_ps(is_above[j], c.one));
+        }
+      }
+      const __m256 b0 = InBand(c, v[0], is_above[0]);
+      const __m256 b1 = InBand(c, v[1], is_above[1]);
+      const __m256 b2 = InBand(c, v[2], is_above[2]);
+      const __m256 b3 = InBand(c, v[3], is_above[3]);
+      if (__builtin_expect(
+              _mm256_movemask_ps(_mm256_or_ps(_mm256_or_ps(b0, b1),
+                                              _mm256_or_ps(b2, b3))) != 0,
+              0)) {
+        const uint32_t bits =
+            static_cast<uint32_t>(_mm256_movemask_ps(b0)) |
+            static_cast<uint32_t>(_mm256_movemask_ps(b1)) << 8 |
+            static_cast<uint32_t>(_mm256_movemask_ps(b2)) << 16 |
+            static_cast<uint32_t>(_mm256_movemask_ps(b3)) << 24;
+        alignas(32) float lanes[kStep];
+        for (int j = 0; j < 4; ++j) _mm256_store_ps(lanes + 8 * j, v[j]);
+        // One turn per band value (a step holds one or two, of 32 lanes).
+        for (uint32_t rest = bits; rest != 0; rest &= rest - 1) {
+          const int lane = __builtin_ctz(rest);
+          band[appended] = i + lane;
+          band_values[appended] = lanes[lane];
+          ++appended;
+        }
+      }
+    }
+    alignas(32) int32_t counts[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(counts), count8);
+    for (const int32_t lane_count : counts) count += lane_count;
+  }
+  alignas(32) float maxes[8];
+  _mm256_store_ps(maxes, max8);
+  *above += count;
+  *max_value = std::min(*std::max_element(maxes, maxes + 8),
+                        std::numeric_limits<float>::max());
+  return appended + ScanRangeScalar(values, i, end, c.low_value,
+                                    c.high_value, c.take_abs, above,
+                                    max_value, band + appended,
+                                    band_values + appended, mask);
+}
+
+MODEL_PRUNING_TARGET_AVX2 int64_t ScanRangeFloat(
+    const float* values, int64_t begin, int64_t end, float low, float high,
+    bool take_abs, int64_t* above, float* max_value, int64_t* band,
+    float* band_values, float* mask) {
+  const float largest_finite = std::numeric_limits<float>::max();
+  const Lanes c{_mm256_castsi256_ps(_mm256_set1_epi32(
+                    take_abs ? 0x7fffffff : static_cast<int32_t>(0xffffffff))),
+                _mm256_set1_ps(largest_finite), _mm256_set1_ps(low),
+                _mm256_set1_ps(high), _mm256_set1_ps(1.0f), low, high,
+                take_abs};
+  const bool clean = !(low > 0 && high < largest_finite);
+  if (clean) {
+    return mask != nullptr
+               ? ScanRange<true, true>(values, begin, end, c, above,
+                                       max_value, band, band_values, mask)
+               : ScanRange<true, false>(values, begin, end, c, above,
+                                        max_value, band, band_values, mask);
+  }
+  return mask != nullptr
+             ? ScanRange<false, true>(values, begin, end, c, above,
+                                      max_value, band, band_values, mask)
+             : ScanRange<false, false>(values, begin, end, c, above,
+                                       max_value, band, band_values, mask);
+}
+
+// MaskRange<float>'s vector loop, 8 values a step, for a plain threshold;
+// returns where the scalar tail starts.
+MODEL_PRUNING_TARGET_AVX2 int64_t MaskRangeFloat(const float* values,
+                                                 int64_t begin, int64_t end,
+                                                 float threshold,
+                                                 bool take_abs,
+                                                 bool inclusive,
+                                                 float* mask) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(
+      take_abs ? 0x7fffffff : static_cast<int32_t>(0xffffffff)));
+  const __m256 theta = _mm256_set1_ps(threshold);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const int64_t vector_end = end - (end - begin) % 8;
+  int64_t i = begin;
+  if (inclusive) {
+    for (; i < vector_end; i += 8) {
+      const __m256 v = _mm256_and_ps(_mm256_loadu_ps(values + i), abs_mask);
+      _mm256_storeu_ps(mask + i, _mm256_and_ps(
+                                     _mm256_cmp_ps(v, theta, _CMP_GE_OQ), one));
+    }
+  } else {
+    for (; i < vector_end; i += 8) {
+      const __m256 v = _mm256_and_ps(_mm256_loadu_ps(values + i), abs_mask);
+      _mm256_storeu_ps(mask + i, _mm256_and_ps(
+                                     _mm256_cmp_ps(v, theta, _CMP_GT_OQ), one));
+    }
+  }
+  return i;
+}
+
+#undef MODEL_PRUNING_TARGET_AVX2
+
+}  // namespace avx2
+
+// Whether the passes run 8 lanes wide: when the CPU has AVX2, unless
+// $MODEL_PRUNING_NATIVE_ISA is "sse2" (read at every pass, so that tests
+// can run both in one process; docs/native_kernels.md).
+bool UseAvx2() {
+  static const bool has_avx2 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  if (!has_avx2) return false;
+  const char* isa = std::getenv("MODEL_PRUNING_NATIVE_ISA");
+  return isa == nullptr || std::strcmp(isa, "sse2") != 0;
+}
+#endif  // x86-64 with GCC or Clang
+
 template <>
 int64_t ScanRange<float>(const float* values, int64_t begin, int64_t end,
                          float low, float high, bool take_abs,
                          int64_t* above, float* max_value, int64_t* band,
                          float* band_values, float* mask) {
+#ifdef MODEL_PRUNING_AVX2
+  if (UseAvx2()) {
+    return avx2::ScanRangeFloat(values, begin, end, low, high, take_abs,
+                                above, max_value, band, band_values, mask);
+  }
+#endif
   const float largest_finite = std::numeric_limits<float>::max();
   const sse::Lanes c{
       _mm_castsi128_ps(_mm_set1_epi32(
@@ -396,6 +598,14 @@ void MaskRange<float>(const float* values, int64_t begin, int64_t end,
     MaskRangeScalar(values, begin, end, threshold, take_abs, inclusive, mask);
     return;
   }
+#ifdef MODEL_PRUNING_AVX2
+  if (UseAvx2()) {
+    const int64_t tail = avx2::MaskRangeFloat(values, begin, end, threshold,
+                                              take_abs, inclusive, mask);
+    MaskRangeScalar(values, tail, end, threshold, take_abs, inclusive, mask);
+    return;
+  }
+#endif
   const __m128 abs_mask = _mm_castsi128_ps(_mm_set1_epi32(
       take_abs ? 0x7fffffff : static_cast<int32_t>(0xffffffff)));
   const __m128 theta = _mm_set1_ps(threshold);
@@ -1131,3 +1341,17 @@ REGISTER_KERNELS(double);
 
 }  // namespace
 }  // namespace model_pruning
+
+// The vector width the passes run at now, for reports and tests: "avx2",
+// "sse2" or "scalar" (native_kernels.vector_isa reads it through ctypes).
+extern "C" __attribute__((visibility("default"))) const char*
+ModelPruningVectorIsa() {
+#ifdef MODEL_PRUNING_AVX2
+  if (model_pruning::UseAvx2()) return "avx2";
+#endif
+#ifdef __SSE2__
+  return "sse2";
+#else
+  return "scalar";
+#endif
+}
