@@ -12,10 +12,10 @@ with the rounds' quartiles of the points beside them.
 
 The points over masks only that the targets judge compare each pruned
 window with a window of the train op alone in the same session (the
-masks-only floor of that very graph and its buffers; `op` driver): two
-sessions of one graph differ by up to 1-2 points on a shared machine, more
-than the effect judged. `points_over_masks_only_row` is the comparison
-with the separately built masks-only row (the hook driver's judged one).
+masks-only floor of that very graph and its buffers): two sessions of one
+graph differ by up to 1-2 points on a shared machine, more than the effect
+judged. `points_over_masks_only_row` is the comparison with the separately
+built masks-only row.
 
 Baselines: the MLP baseline has no masks at all (the full cost of pruning);
 the cifar10 model always has masks (the example builds them), so its
@@ -31,9 +31,10 @@ Usage:
 With --driver=hook every configuration runs in a `MonitoredSession`, the
 pruned ones with a `PruningHook` (which decides on the host from the fetched
 global step whether an update can be due, and only then runs the
-conditional op); the baseline and the masks-only runs have no hook. A
-monitored session always runs its hooks, so there the points over masks
-only compare with the masks-only row.
+conditional op); the baseline and the masks-only runs have no hook. The
+same-session floor there is a window of the same monitored session with
+the hook paused (`PausableHook`), so the hook's own per-step work (the
+global step it fetches, its Python) counts as pruning's cost.
 
 The configurations' windows are interleaved (base, f=1, f=10, f=100, base,
 ...) so that a change in machine load affects all of them alike.
@@ -133,13 +134,39 @@ def batch(model):
   return tf.constant(images), tf.constant(labels)
 
 
+class PausableHook(tf.compat.v1.train.SessionRunHook):
+  """Runs `hook`, except its per-run calls while `paused`: a monitored
+  session always runs its hooks, and the hook driver's floor window needs
+  the same session without the pruning hook's work."""
+
+  def __init__(self, hook):
+    self.hook = hook
+    self.paused = False
+
+  def begin(self):
+    self.hook.begin()
+
+  def after_create_session(self, session, coord):
+    self.hook.after_create_session(session, coord)
+
+  def before_run(self, run_context):
+    return None if self.paused else self.hook.before_run(run_context)
+
+  def after_run(self, run_context, run_values):
+    if not self.paused:
+      self.hook.after_run(run_context, run_values)
+
+  def end(self, session):
+    self.hook.end(session)
+
+
 def build_window(model, frequency):
   """A graph and session for one configuration; returns (window, floor):
   callables that run `window` steps, `floor` (None unless pruned) the train
-  op alone in the same session, the masks-only floor without the offset a
-  separately built session carries. frequency None = unpruned (the MLP
-  without masks; the cifar10 model always has them), 0 = masks but no
-  update op."""
+  op alone in the same session (hook driver: with the hook paused), the
+  masks-only floor without the offset a separately built session carries.
+  frequency None = unpruned (the MLP without masks; the cifar10 model
+  always has them), 0 = masks but no update op."""
   graph = tf.Graph()
   with graph.as_default():
     step = tf.compat.v1.train.get_or_create_global_step()
@@ -154,6 +181,7 @@ def build_window(model, frequency):
         loss, global_step=step)
     train_only = train
     hooks = []
+    pausable = None
     if frequency:
       hparams = pruning.get_pruning_hparams().parse(
           'threshold_method=%s,pruning_frequency=%d,target_sparsity=0.9,'
@@ -161,7 +189,9 @@ def build_window(model, frequency):
           (_METHOD.value, frequency))
       prune = pruning.Pruning(hparams, global_step=step)
       if _DRIVER.value == 'hook':
-        hooks.append(pruning_hook.PruningHook(prune, log_every_n_steps=0))
+        pausable = PausableHook(
+            pruning_hook.PruningHook(prune, log_every_n_steps=0))
+        hooks.append(pausable)
       else:
         with tf.control_dependencies([train]):
           train = prune.conditional_mask_update_op()
@@ -179,12 +209,16 @@ def build_window(model, frequency):
       session.run(train)
 
   def floor():
-    for _ in range(_WINDOW.value):
-      session.run(train_only)
+    if pausable is not None:
+      pausable.paused = True
+    try:
+      for _ in range(_WINDOW.value):
+        session.run(train_only)
+    finally:
+      if pausable is not None:
+        pausable.paused = False
 
-  # A MonitoredSession cannot run without its hooks: the hook driver keeps
-  # the separately built masks-only row as its floor.
-  return window, (floor if frequency and _DRIVER.value == 'op' else None)
+  return window, (floor if frequency else None)
 
 
 def time_interleaved(model, frequencies):
@@ -250,8 +284,6 @@ def main(argv):
       if frequency == 0:
         points = 0.0 if masks_only is not None else None
         q25 = q75 = None
-      elif floor is None:
-        row_points = points  # Already judged against the row.
       elif masks_only is not None:
         row_points = paired_overheads(base, samples, masks_only)[1]
       target, met = judge(frequency, overhead, points)

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -120,3 +121,40 @@ def test_conditional_op_benchmark_times_every_variant(tmp_path):
   for row in rows:
     assert row['overhead_pct'] == pytest.approx(
         100 * (row['ms_per_step'] / row['masks_only_ms'] - 1))
+
+
+class _CallLog(tf.compat.v1.train.SessionRunHook):
+  """Records which hook calls reached it."""
+
+  def __init__(self):
+    self.calls = []
+
+  def begin(self):
+    self.calls.append('begin')
+
+  def after_create_session(self, session, coord):
+    self.calls.append('after_create_session')
+
+  def before_run(self, run_context):
+    self.calls.append('before_run')
+
+  def after_run(self, run_context, run_values):
+    self.calls.append('after_run')
+
+
+def test_pausable_hook_skips_only_per_run_calls_while_paused():
+  from benchmarks import training_overhead_benchmark  # pylint: disable=g-import-not-at-top
+  inner = _CallLog()
+  pausable = training_overhead_benchmark.PausableHook(inner)
+  with tf.Graph().as_default():
+    step = tf.compat.v1.train.get_or_create_global_step()
+    increment = tf.compat.v1.assign_add(step, 1)
+    with tf.compat.v1.train.MonitoredSession(hooks=[pausable]) as session:
+      session.run(increment)
+      pausable.paused = True
+      session.run(increment)
+      pausable.paused = False
+      session.run(increment)
+  assert inner.calls == ['begin', 'after_create_session',
+                         'before_run', 'after_run',
+                         'before_run', 'after_run']
