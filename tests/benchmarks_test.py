@@ -59,8 +59,8 @@ def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   report = _run_benchmark('training_overhead_benchmark',
                           tmp_path / 'train.json', '--models=mlp',
                           '--frequencies=0,1,10', '--window=2', '--repeats=1',
-                          '--warmup=0', '--batch_size=4',
-                          '--driver=%s' % driver)
+                          '--in_session_rounds=3', '--warmup=0',
+                          '--batch_size=4', '--driver=%s' % driver)
   assert report['driver'] == driver
   rows = report['rows']
   assert [r['pruning_frequency'] for r in rows] == [0, 1, 10]
@@ -70,6 +70,8 @@ def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   assert every_step['met'] == (every_step['overhead_pct'] <= 20.0)
   assert tenth['points_over_masks_only_row'] == pytest.approx(
       tenth['overhead_pct'] - masks_only['overhead_pct'])
+  assert masks_only['points_interleaved'] is None
+  assert tenth['points_interleaved'] is not None
   assert tenth['met'] == (tenth['points_over_masks_only'] <= 1.0)
   assert (tenth['points_q25'] <= tenth['points_over_masks_only'] <=
           tenth['points_q75'])
@@ -158,3 +160,22 @@ def test_pausable_hook_skips_only_per_run_calls_while_paused():
   assert inner.calls == ['begin', 'after_create_session',
                          'before_run', 'after_run',
                          'before_run', 'after_run']
+
+
+def test_time_in_session_alternates_the_pair_and_compares_within_rounds(
+    monkeypatch):
+  from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
+  from benchmarks import training_overhead_benchmark  # pylint: disable=g-import-not-at-top
+  order = []
+  window = lambda: order.append('window')
+  floor = lambda: order.append('floor')
+  # Round r's floor takes 1 + r ms (a machine slowing down), its window 10%
+  # more: every round's points are 10 whatever the drift.
+  def fake_median_ms(fn, *unused_args):
+    fn()
+    slow = 1.0 + (len(order) - 1) // 2  # The round the call belongs to.
+    return slow * (1.1 if order[-1] == 'window' else 1.0)
+  monkeypatch.setattr(bench_util, 'median_ms', fake_median_ms)
+  points = training_overhead_benchmark.time_in_session(window, floor, 4)
+  assert order == ['window', 'floor', 'floor', 'window'] * 2
+  assert points == pytest.approx([10.0] * 4)
