@@ -35,9 +35,10 @@ Usage:
   python3 -m benchmarks.training_overhead_benchmark [--models=mlp,cifar10]
 
 With --driver=hook every configuration runs in a `MonitoredSession`, the
-pruned ones with a `PruningHook` (which decides on the host from the fetched
-global step whether an update can be due, and only then runs the
-conditional op); the baseline and the masks-only runs have no hook. The
+pruned ones with a `PruningHook` given the train op (it decides on the host
+from the fetched global step whether an update can be due, and only then
+adds the conditional op, after the train op, to that run); the baseline and
+the masks-only runs have no hook. The
 same-session floor there is a window of the same monitored session with
 the hook paused (`PausableHook`), so the hook's own per-step work (the
 global step it fetches, its Python) counts as pruning's cost.
@@ -203,8 +204,8 @@ def build_window(model, frequency):
           (_METHOD.value, frequency))
       prune = pruning.Pruning(hparams, global_step=step)
       if _DRIVER.value == 'hook':
-        pausable = PausableHook(
-            pruning_hook.PruningHook(prune, log_every_n_steps=0))
+        pausable = PausableHook(pruning_hook.PruningHook(
+            prune, log_every_n_steps=0, train_op=train))
         hooks.append(pausable)
       else:
         with tf.control_dependencies([train]):

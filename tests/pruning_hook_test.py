@@ -85,6 +85,48 @@ def test_pruning_hook_updates_masks_at_due_steps(prebuilt):
   assert counts == _expected_counts(steps_run, updates)
 
 
+@pytest.mark.parametrize('frequency', [1, 3])
+@pytest.mark.parametrize('source', ['argument', 'collection'])
+def test_pruning_hook_folds_due_updates_into_the_train_run(frequency, source):
+  # Knowing the train op, the hook runs each due update inside the run that
+  # trains, after the train op: the same masks at the same steps, and never
+  # a second session.run.
+  with tf.Graph().as_default():
+    p, increment = _pruned_weight(frequency=frequency)
+    if source == 'collection':
+      tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.TRAIN_OP,
+                                     increment)
+    hook = pruning_hook.PruningHook(
+        pruning_obj=p, train_op=increment if source == 'argument' else None)
+    second_runs = []
+    hook._run_update = lambda session: second_runs.append(1)  # pylint: disable=protected-access
+    original_begin = hook.begin
+
+    def begin_keeping_the_stub():
+      stub = hook._run_update  # pylint: disable=protected-access
+      original_begin()
+      hook._run_update = stub  # pylint: disable=protected-access
+    hook.begin = begin_keeping_the_stub
+    counts = _kept_counts([hook], increment, num_runs=12)
+  steps_run = list(range(1, 13))
+  updates = ref.update_steps(steps_run, begin=0, end=-1, frequency=frequency)
+  assert counts == _expected_counts(steps_run, updates)
+  assert not second_runs
+
+
+def test_folded_update_never_trains_a_run_without_the_train_op():
+  with tf.Graph().as_default():
+    p, increment = _pruned_weight(frequency=1)
+    hook = pruning_hook.PruningHook(pruning_obj=p, train_op=increment)
+    step = tf.compat.v1.train.get_global_step()
+    with tf.compat.v1.train.MonitoredSession(hooks=[hook]) as sess:
+      sess.run(increment)
+      for _ in range(3):  # Due every step, but nothing here trains.
+        assert sess.run(step) == 1
+      sess.run(increment)
+      assert sess.run(step) == 2
+
+
 def test_pruning_hook_inside_monitored_training_session(tmp_path):
   with tf.Graph().as_default():
     p, increment = _pruned_weight(frequency=1)

@@ -70,6 +70,41 @@ class _SessionCallable:
     return self._callable()
 
 
+class _FoldedUpdate:
+  """The conditional update run inside the training step's own
+  `session.run`, after `train_op` (a control dependency), with the global
+  and last-update steps read after it: on a step the host expects to be
+  due, the hook adds these fetches instead of running the update in a
+  second `session.run` afterwards."""
+
+  def __init__(self, train_op, pruning_obj, global_step, last_update_step):
+    self._train_op = train_op.op if isinstance(train_op, tf.Tensor) else (
+        train_op)
+    with tf.control_dependencies([self._train_op]):
+      update = pruning_obj.conditional_mask_update_op()
+    with tf.control_dependencies([update]):
+      self.fetches = [tf.identity(global_step),
+                      tf.identity(last_update_step)]
+
+  def runs_with(self, fetches):
+    """Whether the caller's fetches hold the train op: only then may the
+    update (which depends on it) join the run without training a step the
+    caller did not ask for."""
+    try:
+      flat = tf.nest.flatten(fetches)
+    except (TypeError, ValueError):
+      return False
+    return any(element is self._train_op or
+               getattr(element, 'op', None) is self._train_op
+               for element in flat)
+
+
+def _single_train_op():
+  """The graph's TRAIN_OP collection's op when it holds exactly one."""
+  train_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.TRAIN_OP)
+  return train_ops[0] if len(train_ops) == 1 else None
+
+
 def _global_step_tensor(hook_name):
   """Returns the graph's global step (created if missing) or raises."""
   global_step = tf.compat.v1.train.get_or_create_global_step()
@@ -90,15 +125,18 @@ class PruningHook(tf.compat.v1.train.SessionRunHook):
   it fetches with the training step and the schedule, whether an update can
   be due; only then does it run the conditional update op (which re-checks
   in the graph, so a wrong guess never updates twice or skips an update).
-  Steps without an update cost no extra `session.run`. With a prebuilt op
-  the op is run after every step.
+  Steps without an update cost no extra `session.run`. When the hook knows
+  the train op (`train_op`, or the graph's TRAIN_OP collection holding one)
+  and a run fetches it, an update the previous step makes due joins that
+  run, after the train op; no second `session.run` either. With a prebuilt
+  op the op is run after every step.
 
   Every `log_every_n_steps` steps the hook logs the sparsity the schedule
   asks for and the sparsity each weight's mask has (`sparsity_log`).
   """
 
   def __init__(self, pruning_obj=None, mask_update_op=None,
-               log_every_n_steps=100):
+               log_every_n_steps=100, train_op=None):
     """Creates the hook.
 
     Args:
@@ -107,6 +145,8 @@ class PruningHook(tf.compat.v1.train.SessionRunHook):
       mask_update_op: a prebuilt op (or tensor) to run instead.
       log_every_n_steps: log asked vs achieved sparsity this often (global
         steps); 0 or None never.
+      train_op: the train op whose runs due updates may join (with a
+        `Pruning` object); default the TRAIN_OP collection's single op.
 
     Raises:
       ValueError: unless exactly one of the two is given.
@@ -124,6 +164,10 @@ class PruningHook(tf.compat.v1.train.SessionRunHook):
     self._last_update_step = None
     self._known_last_update = None
     self._run_update = None
+    self._train_op = train_op
+    self._folded = None
+    self._folded_this_run = False
+    self._last_seen_step = None
     self._step_watch = _StepWatch('PruningHook', 'two mask updates')
 
   def begin(self):
@@ -135,6 +179,11 @@ class PruningHook(tf.compat.v1.train.SessionRunHook):
       self._last_update_step = last.read_value()
       self._run_update = _SessionCallable(
           [self._mask_update_op, self._global_step, self._last_update_step])
+      train_op = (self._train_op if self._train_op is not None
+                  else _single_train_op())
+      if train_op is not None:
+        self._folded = _FoldedUpdate(train_op, self._pruning_obj,
+                                     self._global_step, last)
       # The step fetched with the train op may be read before or after the
       # increment, so one repeat can be a read-order artefact.
       self._step_watch = _StepWatch('PruningHook', 'three session runs',
@@ -148,12 +197,22 @@ class PruningHook(tf.compat.v1.train.SessionRunHook):
   def after_create_session(self, session, coord):
     del coord  # Unused.
     if self._last_update_step is not None:
-      self._known_last_update = int(session.run(self._last_update_step))
+      last, step = session.run([self._last_update_step, self._global_step])
+      self._known_last_update = int(last)
+      self._last_seen_step = int(step)
 
   def before_run(self, run_context):
-    del run_context  # Unused.
     if self._last_update_step is None:
       return None
+    # The step after this run is at most one past the one after the last
+    # (the fetched step may be read before the last run's increment).
+    self._folded_this_run = (
+        self._folded is not None and
+        self._may_be_due(self._last_seen_step + 1) and
+        self._folded.runs_with(run_context.original_args.fetches))
+    if self._folded_this_run:
+      return tf.compat.v1.train.SessionRunArgs(
+          [self._global_step, self._folded.fetches])
     return tf.compat.v1.train.SessionRunArgs(self._global_step)
 
   def _may_be_due(self, fetched_step):
@@ -170,12 +229,19 @@ class PruningHook(tf.compat.v1.train.SessionRunHook):
     if self._last_update_step is None:
       _, step = self._run_update(session)
       self._step_watch.observe(int(step))
+    elif self._folded_this_run:
+      fetched, (step, last) = run_values.results
+      self._step_watch.observe(int(fetched))
+      # The update ran after the train op and decided at the step it left.
+      self._known_last_update = int(last)
     else:
       step = int(run_values.results)
       self._step_watch.observe(step)
       if self._may_be_due(step):
         _, step, last = self._run_update(session)
         self._known_last_update = int(last)
+    if self._last_update_step is not None:
+      self._last_seen_step = int(step)
     self._sparsity_logger.maybe_log(session, int(step))
 
 
