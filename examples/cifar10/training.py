@@ -126,9 +126,11 @@ def train(train_dir, data_dir, pruning_hparams='', max_steps=1000000,
         ProgressLogger(loss, mean_mask_sparsity(), hparams, batch_size,
                        log_frequency, history=history),
     ]
-    # The chief alone runs the conditional mask update after every step
-    # (the masks live once, on the parameter servers).
-    chief_hooks = [pruning_hook.PruningHook(pruning_obj=pruning_obj)]
+    # The chief alone runs the conditional mask update after its steps
+    # (the masks live once, on the parameter servers); given the train op,
+    # a due update joins the chief's training run.
+    chief_hooks = [pruning_hook.PruningHook(pruning_obj=pruning_obj,
+                                            train_op=train_op)]
     if not is_chief:
       cluster.wait_for_chief_init(master, config, connect_timeout_s)
     with tf.compat.v1.train.MonitoredTrainingSession(
