@@ -207,7 +207,7 @@ class PruningHook(tf.compat.v1.train.SessionRunHook):
     # The step after this run is at most one past the one after the last
     # (the fetched step may be read before the last run's increment).
     self._folded_this_run = (
-        self._folded is not None and
+        self._folded is not None and self._last_seen_step is not None and
         self._may_be_due(self._last_seen_step + 1) and
         self._folded.runs_with(run_context.original_args.fetches))
     if self._folded_this_run:
