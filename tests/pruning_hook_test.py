@@ -87,10 +87,15 @@ def test_pruning_hook_updates_masks_at_due_steps(prebuilt):
 
 @pytest.mark.parametrize('frequency', [1, 3])
 @pytest.mark.parametrize('source', ['argument', 'collection'])
-def test_pruning_hook_folds_due_updates_into_the_train_run(frequency, source):
+def test_pruning_hook_folds_due_updates_into_the_train_run(
+    frequency, source, monkeypatch):
   # Knowing the train op, the hook runs each due update inside the run that
   # trains, after the train op: the same masks at the same steps, and never
-  # a second session.run.
+  # a second session.run (which would not update: it is stubbed out).
+  second_runs = []
+  monkeypatch.setattr(
+      pruning_hook._SessionCallable, '__call__',  # pylint: disable=protected-access
+      lambda unused_self, session: second_runs.append(session))
   with tf.Graph().as_default():
     p, increment = _pruned_weight(frequency=frequency)
     if source == 'collection':
@@ -98,15 +103,6 @@ def test_pruning_hook_folds_due_updates_into_the_train_run(frequency, source):
                                      increment)
     hook = pruning_hook.PruningHook(
         pruning_obj=p, train_op=increment if source == 'argument' else None)
-    second_runs = []
-    hook._run_update = lambda session: second_runs.append(1)  # pylint: disable=protected-access
-    original_begin = hook.begin
-
-    def begin_keeping_the_stub():
-      stub = hook._run_update  # pylint: disable=protected-access
-      original_begin()
-      hook._run_update = stub  # pylint: disable=protected-access
-    hook.begin = begin_keeping_the_stub
     counts = _kept_counts([hook], increment, num_runs=12)
   steps_run = list(range(1, 13))
   updates = ref.update_steps(steps_run, begin=0, end=-1, frequency=frequency)

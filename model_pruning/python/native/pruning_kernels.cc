@@ -366,8 +366,9 @@ int64_t ScanRange(const float* values, int64_t begin, int64_t end,
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define MODEL_PRUNING_AVX2 1
 // The same passes 8 lanes wide, compiled for AVX2 alone and chosen at run
-// time (UseAvx2), so the library still loads on any x86-64: the scan is
-// bound by vector instructions, not memory, and AVX2 halves their count.
+// time (UseAvx2), so the library still loads on any x86-64: over a weight
+// that stays in cache the scan is bound by vector instructions, not memory,
+// and AVX2 halves their count.
 namespace avx2 {
 
 #define MODEL_PRUNING_TARGET_AVX2 __attribute__((target("avx2")))
