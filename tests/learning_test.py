@@ -1,6 +1,7 @@
 """Tests for learning.train: slim's loop plus a mask update after every step."""
 import inspect
 import os
+import time
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import tensorflow as tf
 
 from model_pruning.python import learning
 from model_pruning.python import pruning
+from model_pruning.python import training_services
 from tests import reference as ref
 
 _LEARNING_RATE = 0.1
@@ -160,3 +162,23 @@ def test_train_signature_matches_contrib():
              else param.default) for name, param in parameters.items()]
   # contrib's parameters in contrib's order, then our one addition.
   assert actual == expected + [('sparsity_log_every_n_steps', 100)]
+
+
+def test_final_checkpoint_is_the_latest_even_after_a_slow_periodic_save(
+    tmp_path, monkeypatch):
+  # The periodic checkpoint service starts with a save on its own thread.
+  # Made slow here (it names the step it started at, then takes a while),
+  # it would land after the final save and become the latest checkpoint;
+  # train() lets it finish before the final save.
+  def slow_periodic_save(supervisor, sess):
+    started_at = sess.run(supervisor.global_step)
+    time.sleep(1.0)
+    supervisor.saver.save(sess, supervisor.save_path, global_step=started_at)
+  monkeypatch.setattr(training_services, '_save_checkpoint',
+                      slow_periodic_save)
+  with tf.Graph().as_default():
+    train_op = _quadratic_train_op()
+    learning.train(train_op, str(tmp_path), _counter_op(), number_of_steps=3)
+  latest = tf.train.latest_checkpoint(str(tmp_path))
+  assert latest.endswith('-3'), latest
+  assert tf.train.load_checkpoint(latest).get_tensor('update_count') == 3

@@ -313,8 +313,10 @@ def _run_until_done(supervisor, graph, step_fn, train_op, global_step,
           master, start_standard_services=False,
           config=session_config) as sess:
         logging.info('Starting Session.')
+        services = []
         if is_chief and logdir:
-          training_services.start_standard_services(supervisor, sess, graph)
+          services = training_services.start_standard_services(
+              supervisor, sess, graph)
         elif not is_chief and startup_delay_steps > 0:
           _wait_for_step(sess, global_step,
                          min(startup_delay_steps, number_of_steps or sys.maxsize))
@@ -326,6 +328,13 @@ def _run_until_done(supervisor, graph, step_fn, train_op, global_step,
         total_loss = _loop(supervisor, sess, step_fn, train_op, global_step,
                            train_step_kwargs, total_loss)
         if logdir and supervisor.is_chief:
+          # The checkpoint service saves on its own thread (once right away,
+          # then every save_model_secs): stop it and let a save in flight
+          # finish first, or that save could land after this one and become
+          # the latest checkpoint.
+          supervisor.request_stop()
+          for thread in services:
+            thread.join()
           logging.info('Finished training! Saving model to disk.')
           supervisor.saver.save(sess, supervisor.save_path,
                                 global_step=supervisor.global_step)
