@@ -299,12 +299,11 @@ def main(argv):
     for frequency, samples, floor, (window, floor_window) in zip(
         frequencies, pruned, floors, built[1:]):
       ms = float(np.median(samples))
-      overhead, interleaved = paired_overheads(
-          base, samples, masks_only if floor is None else floor)
+      # floor is None only for the masks-only row, whose points are 0.
+      overhead, interleaved = paired_overheads(base, samples, floor)
       points = q25 = q75 = row_points = None
       if frequency == 0:
         points = 0.0 if masks_only is not None else None
-        interleaved = None
       else:
         in_session = time_in_session(
             window, floor_window, _IN_SESSION_ROUNDS.value or _REPEATS.value)
