@@ -10,10 +10,12 @@ window's mean step time; the overhead is the median over rounds of each
 round's own comparison (`paired_overheads`).
 
 The points over masks only that the targets judge compare each pruned
-window with a window of the train op alone in the same session (the
-masks-only floor of that very graph and its buffers): two sessions of one
-graph differ by up to 1-2 points on a shared machine, more than the effect
-judged. They come from a second phase (`time_in_session`): per pruned
+window with a window of the same train op without pruning in the same
+session (the masks-only floor of that very graph and its buffers), whose
+steps are then taken back off the global step so that the schedule moves
+with the pruned windows alone: two sessions of one graph differ by up to
+1-2 points on a shared machine, more than the effect judged, and so did a
+floor with its own copy of the gradient ops. They come from a second phase (`time_in_session`): per pruned
 configuration, `in_session_rounds` rounds of its window and its floor back
 to back, in alternating order, with no other session between them; the
 judged figure is the median of the rounds' points, with their quartiles.
@@ -46,6 +48,8 @@ global step it fetches, its Python) counts as pruning's cost.
 The configurations' windows are interleaved (base, f=1, f=10, f=100, base,
 ...) so that a change in machine load affects all of them alike.
 """
+import collections
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -172,13 +176,21 @@ class PausableHook(tf.compat.v1.train.SessionRunHook):
     self.hook.end(session)
 
 
+# One built configuration: `window()` runs `window` steps; `floor()` (None
+# unless pruned) the same train op without pruning in the same session
+# (hook driver: with the hook paused), then takes its steps back off the
+# global step; `global_step()` reads it.
+Configuration = collections.namedtuple('Configuration',
+                                       ['window', 'floor', 'global_step'])
+
+
 def build_window(model, frequency):
-  """A graph and session for one configuration; returns (window, floor):
-  callables that run `window` steps, `floor` (None unless pruned) the train
-  op alone in the same session (hook driver: with the hook paused), the
-  masks-only floor without the offset a separately built session carries.
-  frequency None = unpruned (the MLP without masks; the cifar10 model
-  always has them), 0 = masks but no update op."""
+  """A graph and session for one configuration, as a Configuration.
+
+  The floor is the masks-only floor without the offset a separately built
+  session carries. frequency None = unpruned (the MLP without masks; the
+  cifar10 model always has them), 0 = masks but no update op.
+  """
   graph = tf.Graph()
   with graph.as_default():
     step = tf.compat.v1.train.get_or_create_global_step()
@@ -191,10 +203,13 @@ def build_window(model, frequency):
         labels=labels, logits=logits))
     optimizer = tf.compat.v1.train.GradientDescentOptimizer(0.01)
     train = optimizer.minimize(loss, global_step=step)
-    # The floor trains without moving the global step: the pruned windows
-    # alone drive the schedule, so they hold one update per `frequency` of
-    # their steps and none owed for the floor's steps.
-    train_only = optimizer.minimize(loss) if frequency else train
+    # The floor runs this very train op (its own gradient subgraph would sit
+    # elsewhere in memory: one graph's two copies differ by up to a point),
+    # then takes its steps back, so that the pruned windows alone drive the
+    # schedule: one update per `frequency` of their steps, none owed for the
+    # floor's.
+    train_only = train
+    rewind = tf.compat.v1.assign_add(step, -_WINDOW.value) if frequency else None
     hooks = []
     pausable = None
     if frequency:
@@ -229,19 +244,24 @@ def build_window(model, frequency):
     try:
       for _ in range(_WINDOW.value):
         session.run(train_only)
+      session.run(rewind)  # One run in `window`: ~0.005% of the window.
     finally:
       if pausable is not None:
         pausable.paused = False
 
-  return window, (floor if frequency else None)
+  def global_step():
+    return session.run(step)
+
+  return Configuration(window, floor if frequency else None, global_step)
 
 
 def time_interleaved(built):
-  """Per-window ms per step for each built (window, floor) pair, one list
+  """Per-window ms per step for each built Configuration's windows, one list
   each, and their same-session floors (a list, or None where there is
   none), windows interleaved so that load changes hit every configuration
   alike."""
-  runs = [fn for pair in built for fn in pair if fn is not None]
+  runs = [fn for config in built for fn in (config.window, config.floor)
+          if fn is not None]
   for _ in range(_WARMUP.value):
     for fn in runs:
       fn()
@@ -249,8 +269,9 @@ def time_interleaved(built):
   for _ in range(_REPEATS.value):
     for fn in runs:
       samples[fn].append(bench_util.median_ms(fn, 1, 0) / _WINDOW.value)
-  times = [samples[window] for window, _ in built]
-  floors = [samples[floor] if floor else None for _, floor in built]
+  times = [samples[config.window] for config in built]
+  floors = [samples[config.floor] if config.floor else None
+            for config in built]
   return times, floors
 
 
@@ -296,7 +317,7 @@ def main(argv):
     masks_only = (pruned[frequencies.index(0)] if 0 in frequencies
                   else None)
     base_ms = float(np.median(base))
-    for frequency, samples, floor, (window, floor_window) in zip(
+    for frequency, samples, floor, config in zip(
         frequencies, pruned, floors, built[1:]):
       ms = float(np.median(samples))
       # floor is None only for the masks-only row, whose points are 0.
@@ -306,7 +327,8 @@ def main(argv):
         points = 0.0 if masks_only is not None else None
       else:
         in_session = time_in_session(
-            window, floor_window, _IN_SESSION_ROUNDS.value or _REPEATS.value)
+            config.window, config.floor,
+            _IN_SESSION_ROUNDS.value or _REPEATS.value)
         points = float(np.median(in_session))
         q25, q75 = (float(q) for q in np.percentile(in_session, [25, 75]))
         if masks_only is not None:

@@ -179,3 +179,23 @@ def test_time_in_session_alternates_the_pair_and_compares_within_rounds(
   points = training_overhead_benchmark.time_in_session(window, floor, 4)
   assert order == ['window', 'floor', 'floor', 'window'] * 2
   assert points == pytest.approx([10.0] * 4)
+
+
+@pytest.mark.parametrize('driver', ['op', 'hook'])
+def test_floor_trains_without_moving_the_schedule(driver):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl.testing import flagsaver  # pylint: disable=g-import-not-at-top
+  from benchmarks import training_overhead_benchmark  # pylint: disable=g-import-not-at-top
+  with flagsaver.flagsaver():
+    flags.FLAGS(['training_overhead_benchmark', '--window=3',
+                 '--batch_size=4', '--driver=%s' % driver])
+    config = training_overhead_benchmark.build_window('mlp', 2)
+    config.window()
+    assert config.global_step() == 3
+    # The floor's own steps are taken back: the pruned windows alone move
+    # the schedule.
+    config.floor()
+    assert config.global_step() == 3
+    config.window()
+    assert config.global_step() == 6
+    assert training_overhead_benchmark.build_window('mlp', 0).floor is None
