@@ -74,8 +74,10 @@ def _masks_over_updates(method, native):
   return _op_types(graph), results
 
 
+@pytest.mark.parametrize('stream', ['0', '1'])  # Cached or streaming stores.
 @pytest.mark.parametrize('method', ['histogram', 'sort'])
-def test_in_place_masks_equal_the_tf_op_pipeline(method):
+def test_in_place_masks_equal_the_tf_op_pipeline(method, stream, monkeypatch):
+  monkeypatch.setenv('MODEL_PRUNING_NATIVE_STREAM', stream)
   types, native = _masks_over_updates(method, native=True)
   assert types.count('ModelPruningMaskUpdateInPlace') == 1
   assert 'ModelPruningMaskUpdate' not in types

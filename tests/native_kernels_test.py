@@ -31,16 +31,21 @@ pytestmark = pytest.mark.skipif(
     reason='MODEL_PRUNING_NATIVE=0 turns the kernels off')
 
 
-@pytest.fixture(params=['widest', 'sse2'])
+@pytest.fixture(params=['widest', 'widest-streaming', 'sse2',
+                        'sse2-streaming'])
 def vector_isa(request, monkeypatch):
   """Runs a test on the CPU's widest passes (AVX2 where it has it) and on
-  the SSE2 ones, which every x86-64 runs (the answers must not differ)."""
-  if request.param == 'sse2':
+  the SSE2 ones, which every x86-64 runs, each with the mask written by
+  cached stores and by streaming ones (which large masks get, from an
+  aligned entry on): the answers must not differ."""
+  isa, _, streaming = request.param.partition('-')
+  if isa == 'sse2':
     monkeypatch.setenv('MODEL_PRUNING_NATIVE_ISA', 'sse2')
+    assert native_kernels.vector_isa() in ('sse2', 'scalar')
   else:
     monkeypatch.delenv('MODEL_PRUNING_NATIVE_ISA', raising=False)
-  if request.param == 'sse2':
-    assert native_kernels.vector_isa() in ('sse2', 'scalar')
+  # Forced either way: the test sizes are below the streaming size.
+  monkeypatch.setenv('MODEL_PRUNING_NATIVE_STREAM', '1' if streaming else '0')
 
 
 def test_kernels_are_built_and_loaded():
