@@ -15,10 +15,11 @@ session (the masks-only floor of that very graph and its buffers), whose
 steps are then taken back off the global step so that the schedule moves
 with the pruned windows alone: two sessions of one graph differ by up to
 1-2 points on a shared machine, more than the effect judged, and so did a
-floor with its own copy of the gradient ops. They come from a second phase (`time_in_session`): per pruned
-configuration, `in_session_rounds` rounds of its window and its floor back
-to back, in alternating order, with no other session between them; the
-judged figure is the median of the rounds' points, with their quartiles.
+floor with its own copy of the gradient ops. They come from a second
+phase (`time_in_session`): per pruned configuration, `in_session_rounds`
+rounds of its window and its floor back to back, in alternating order,
+with no other session between them; the judged figure is the median of
+the rounds' points, with their quartiles.
 In the interleaved phase another session's windows ran between a pruned
 window and its floor, and there the points (`points_interleaved`) came out
 1.5-2.5 points higher than back to back on the 2026-12-06 machine
@@ -209,7 +210,8 @@ def build_window(model, frequency):
     # schedule: one update per `frequency` of their steps, none owed for the
     # floor's.
     train_only = train
-    rewind = tf.compat.v1.assign_add(step, -_WINDOW.value) if frequency else None
+    rewind = (tf.compat.v1.assign_add(step, -_WINDOW.value) if frequency
+              else None)
     hooks = []
     pausable = None
     if frequency:
