@@ -179,7 +179,7 @@ constexpr int64_t kMinShardValues = 1 << 15;
 // weights: more than most last-level caches keep) are written with
 // non-temporal stores. A cached store first reads the mask line it
 // overwrites, from memory for a mask that size; a streaming store skips
-// that read (4096^2: 4.3-4.5 -> 3.7-3.9 ms). Smaller masks may sit in
+// that read (4096^2: 4.2-4.5 -> 3.8-4.1 ms). Smaller masks may sit in
 // cache, where streaming measured anywhere from 18% faster to 5% slower
 // (docs/native_kernels.md).
 constexpr int64_t kStreamMinValues = int64_t{1} << 22;
