@@ -202,14 +202,16 @@ def build_window(model, frequency):
       logits = cifar10_pruning.inference(images)
     loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=labels, logits=logits))
-    optimizer = tf.compat.v1.train.GradientDescentOptimizer(0.01)
-    train = optimizer.minimize(loss, global_step=step)
+    train_op = tf.compat.v1.train.GradientDescentOptimizer(0.01).minimize(
+        loss, global_step=step)
+    # What a window runs each step: the train op, or (op driver, pruned)
+    # the conditional update that depends on it.
+    pruned_step = train_op
     # The floor runs this very train op (its own gradient subgraph would sit
     # elsewhere in memory: one graph's two copies differ by up to a point),
     # then takes its steps back, so that the pruned windows alone drive the
     # schedule: one update per `frequency` of their steps, none owed for the
     # floor's.
-    train_only = train
     rewind = (tf.compat.v1.assign_add(step, -_WINDOW.value) if frequency
               else None)
     hooks = []
@@ -222,11 +224,11 @@ def build_window(model, frequency):
       prune = pruning.Pruning(hparams, global_step=step)
       if _DRIVER.value == 'hook':
         pausable = PausableHook(pruning_hook.PruningHook(
-            prune, log_every_n_steps=0, train_op=train))
+            prune, log_every_n_steps=0, train_op=train_op))
         hooks.append(pausable)
       else:
-        with tf.control_dependencies([train]):
-          train = prune.conditional_mask_update_op()
+        with tf.control_dependencies([train_op]):
+          pruned_step = prune.conditional_mask_update_op()
     config = bench_util.session_config(_THREADS.value)
     if _DRIVER.value == 'hook':
       session = tf.compat.v1.train.MonitoredSession(
@@ -238,14 +240,14 @@ def build_window(model, frequency):
 
   def window():
     for _ in range(_WINDOW.value):
-      session.run(train)
+      session.run(pruned_step)
 
   def floor():
     if pausable is not None:
       pausable.paused = True
     try:
       for _ in range(_WINDOW.value):
-        session.run(train_only)
+        session.run(train_op)
       session.run(rewind)  # One run in `window`: ~0.005% of the window.
     finally:
       if pausable is not None:
