@@ -148,14 +148,17 @@ def test_pruning_hook_needs_exactly_one_source(kwargs):
     pruning_hook.PruningHook(**kwargs)
 
 
+@pytest.mark.parametrize('folds', [False, True], ids=['after', 'folded'])
 @pytest.mark.parametrize('advances', [True, False], ids=['advancing', 'stuck'])
-def test_pruning_hook_warns_once_when_step_stands_still(caplog, advances):
+def test_pruning_hook_warns_once_when_step_stands_still(caplog, advances,
+                                                         folds):
   with tf.Graph().as_default():
     p, increment = _pruned_weight(frequency=1)
     train_op = increment if advances else tf.no_op()
+    hook = pruning_hook.PruningHook(pruning_obj=p,
+                                    train_op=train_op if folds else None)
     with caplog.at_level(logging.WARNING):
-      _kept_counts([pruning_hook.PruningHook(pruning_obj=p)], train_op,
-                   num_runs=5)
+      _kept_counts([hook], train_op, num_runs=5)
   assert len(_warnings(caplog)) == (0 if advances else 1)
 
 

@@ -211,8 +211,7 @@ class PruningHook(tf.compat.v1.train.SessionRunHook):
         self._may_be_due(self._last_seen_step + 1) and
         self._folded.runs_with(run_context.original_args.fetches))
     if self._folded_this_run:
-      return tf.compat.v1.train.SessionRunArgs(
-          [self._global_step, self._folded.fetches])
+      return tf.compat.v1.train.SessionRunArgs(self._folded.fetches)
     return tf.compat.v1.train.SessionRunArgs(self._global_step)
 
   def _may_be_due(self, fetched_step):
@@ -230,9 +229,9 @@ class PruningHook(tf.compat.v1.train.SessionRunHook):
       _, step = self._run_update(session)
       self._step_watch.observe(int(step))
     elif self._folded_this_run:
-      fetched, (step, last) = run_values.results
-      self._step_watch.observe(int(fetched))
       # The update ran after the train op and decided at the step it left.
+      step, last = run_values.results
+      self._step_watch.observe(int(step))
       self._known_last_update = int(last)
     else:
       step = int(run_values.results)
