@@ -107,7 +107,50 @@ def test_pruning_hook_folds_due_updates_into_the_train_run(
   steps_run = list(range(1, 13))
   updates = ref.update_steps(steps_run, begin=0, end=-1, frequency=frequency)
   assert counts == _expected_counts(steps_run, updates)
-  assert not second_runs
+  # Only end()'s one look after training (stubbed here too).
+  assert len(second_runs) == 1
+
+
+class _OtherWorker(tf.compat.v1.train.SessionRunHook):
+  """Plays the second worker of a ps/worker job: once the chief's run has
+  left the global step at `at`, it takes the next step itself, the job's
+  last, and the job stops."""
+
+  def __init__(self, increment, at):
+    self._increment = increment
+    self._at = at
+
+  def after_run(self, run_context, run_values):
+    del run_values  # Unused.
+    step = tf.compat.v1.train.get_global_step()
+    if run_context.session.run(step) == self._at:
+      run_context.session.run(self._increment)
+      run_context.request_stop()
+
+
+@pytest.mark.parametrize('folded', [True, False], ids=['folded', 'after_run'])
+def test_final_checkpoint_has_the_masks_of_another_workers_last_step(
+    tmp_path, folded):
+  # Updates fall at 3, 6, 9: the chief's last run leaves step 8 (not due),
+  # the other worker's step 9 ends the job after the chief's last look.
+  with tf.Graph().as_default():
+    p, increment = _pruned_weight(frequency=3)
+    hook = pruning_hook.PruningHook(
+        pruning_obj=p, log_every_n_steps=0,
+        train_op=increment if folded else None)
+    with tf.compat.v1.train.MonitoredTrainingSession(
+        checkpoint_dir=str(tmp_path), chief_only_hooks=[hook],
+        hooks=[_OtherWorker(increment, at=8)], save_summaries_steps=None,
+        save_checkpoint_secs=None, save_checkpoint_steps=1000) as sess:
+      while not sess.should_stop():
+        sess.run(increment)
+    mask_name = pruning.get_masks()[0].op.name
+    last_name = p.last_update_step.op.name
+  reader = tf.train.load_checkpoint(str(tmp_path))
+  assert reader.get_tensor('global_step') == 9
+  assert reader.get_tensor(last_name) == 9
+  assert np.count_nonzero(reader.get_tensor(mask_name)) == _expected_counts(
+      [9], [9])[-1]
 
 
 def test_folded_update_never_trains_a_run_without_the_train_op():

@@ -131,6 +131,12 @@ class PruningHook(tf.compat.v1.train.SessionRunHook):
   run, after the train op; no second `session.run` either. With a prebuilt
   op the op is run after every step.
 
+  When the session ends, a hook with a `Pruning` object runs the conditional
+  update once more: in a ps/worker job another worker's step may be the last
+  one, and may be due after this hook's last look. Given as a chief-only
+  hook, which MonitoredTrainingSession runs before its checkpoint saver, the
+  hook leaves that step's masks in the final checkpoint.
+
   Every `log_every_n_steps` steps the hook logs the sparsity the schedule
   asks for and the sparsity each weight's mask has (`sparsity_log`).
   """
@@ -242,6 +248,12 @@ class PruningHook(tf.compat.v1.train.SessionRunHook):
     if self._last_update_step is not None:
       self._last_seen_step = int(step)
     self._sparsity_logger.maybe_log(session, int(step))
+
+  def end(self, session):
+    # In one process the last after_run already updated any due step: the
+    # op re-checks in the graph and changes nothing then.
+    if self._last_update_step is not None:
+      self._run_update(session)
 
 
 class ModelPruningListener(tf.compat.v1.train.CheckpointSaverListener):
