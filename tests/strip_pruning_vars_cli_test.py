@@ -27,10 +27,9 @@ from tests import reference as ref
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _MODULE = 'model_pruning.python.strip_pruning_vars'
 # Schedule stored in the checkpoint: target 0.5 reached at step 10.
-# sort: the masks hold exactly the asked zeros. histogram's bin edge also
-# keeps the values of the k-th's bin: on the randomly initialised 4x11 weight
-# that was now and then 2 of 44 short (0.4545), past --fail_below_target's
-# tolerance.
+# sort: the masks hold exactly the asked zeros, which the tests assert
+# (histogram's bin edge also keeps the values of the k-th's bin: on the
+# randomly initialised 4x11 weight, now and then 2 of 44).
 _HPARAMS = ('pruning_frequency=1,begin_pruning_step=0,end_pruning_step=20,'
             'sparsity_function_end_step=10,target_sparsity=0.5,'
             'threshold_decay=0.0,threshold_method=sort')
@@ -243,8 +242,11 @@ def test_weights_on_target_pass_fail_below_target(cli_runs, checkpoints):
   assert report['below_target'] == []
   assert sorted(w['name'] for w in report['weights']) == sorted(
       checkpoints.masked_weights)
-  # Every weight holds an even count: sort leaves exactly half of it zero.
+  # Every weight holds an even count: sort leaves exactly half of it zero,
+  # and it is allowed one weight's share.
   assert [w['zero_fraction'] for w in report['weights']] == [0.5] * 3
+  assert [w['allowance'] for w in report['weights']] == [
+      pytest.approx(1.0 / np.prod(w['shape'])) for w in report['weights']]
 
 
 @pytest.mark.slow

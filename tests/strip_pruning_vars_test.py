@@ -393,3 +393,102 @@ def test_size_summary_gzip_shrinks_zeros():
   assert 0 < sizes.gzip < len(data) // 10
   assert sizes.dense_weights == mask.nbytes
   assert '%d bytes raw' % len(data) in strip_report.format_sizes(sizes)
+
+
+# --- below target: the threshold method's resolution -------------------------
+
+# At step 200 these schedules ask for their target_sparsity exactly.
+_AT_TARGET = dict(target_sparsity=0.5, sparsity_function_end_step=100)
+
+
+def _folded(weight, mask, name='l/weights'):
+  return _Folded(name + '/masked_weight', name, weight * mask, mask)
+
+
+def _cells_short(mask, sparsity):
+  """How many cells a mask keeps beyond the keep count `sparsity` asks."""
+  return int(np.count_nonzero(mask)) - ref.keep_count(mask.size, sparsity)
+
+
+def test_histogram_masks_of_tiny_weights_are_on_target():
+  """Variant H keeps its k-th's whole bin; that is not a missed target."""
+  hparams = [dict(_AT_TARGET, threshold_method='histogram')]
+  rng = np.random.default_rng(7)
+  shortfalls = []
+  for _ in range(300):
+    weight = rng.normal(size=[4, 11]).astype(np.float32)
+    _, mask = ref.magnitude_mask(weight, 0.5, 'histogram')
+    shortfalls.append(_cells_short(mask, 0.5))
+    reports = strip_report.weight_reports([_folded(weight, mask)], 200,
+                                          hparams)
+    assert strip_report.below_target(reports) == (), shortfalls[-1]
+  # Some draws keep 2 of 44 too many: past 2 points plus one cell's share,
+  # the whole tolerance before the method's bin was allowed for.
+  assert max(shortfalls) >= 2
+
+
+@pytest.mark.parametrize('pooling', ['AVG', 'MAX'])
+def test_histogram_block_masks_are_on_target(pooling):
+  hparams = [dict(_AT_TARGET, threshold_method='histogram', block_height=2,
+                  block_width=3, block_pooling_function=pooling)]
+  rng = np.random.default_rng(11)
+  for _ in range(100):
+    weight = rng.normal(size=[5, 7]).astype(np.float32)
+    mask = ref.block_mask(weight, 0.5, 'histogram', [2, 3], pooling)
+    reports = strip_report.weight_reports([_folded(weight, mask)], 200,
+                                          hparams)
+    assert strip_report.below_target(reports) == ()
+
+
+@pytest.mark.parametrize('method,sparsity,flagged', [
+    pytest.param('sort', 0.5, False, id='sort_on_target'),
+    pytest.param('sort', 0.45, True, id='sort_5_points_short'),
+    pytest.param('histogram', 0.5, False, id='histogram_on_target'),
+    pytest.param('histogram', 0.45, True, id='histogram_5_points_short'),
+])
+def test_large_weights_short_of_target_are_flagged(method, sparsity, flagged):
+  """A histogram bin holds about a point of 65,536 normal weights near their
+  median: a real miss still shows."""
+  weight = np.random.default_rng(3).normal(size=[256, 256]).astype(np.float32)
+  _, mask = ref.magnitude_mask(weight, sparsity, method)
+  (report,) = strip_report.weight_reports(
+      [_folded(weight, mask)], 200, [dict(_AT_TARGET, threshold_method=method)])
+  assert report.allowance < 0.015
+  assert (strip_report.below_target([report]) != ()) == flagged
+
+
+def test_shortfall_allowance_counts_the_kept_bin_by_hand():
+  # max 1.0, 10 bins: width 0.1; smallest kept 0.42, so kept scores below
+  # 0.52 (0.42, 0.45, 0.5) may sit in the threshold's bin; plus one cell.
+  value = np.array([0.0, 0.0, 0.42, -0.45, 0.5, 0.55, -0.9, 1.0])
+  method = strip_report.PruningMethod('histogram', 10, (1, 1), 'AVG')
+  assert strip_report.shortfall_allowance(value, method) == 4 / 8
+  sort = method._replace(method='sort')
+  assert strip_report.shortfall_allowance(value, sort) == 1 / 8
+  assert strip_report.shortfall_allowance(value, None) == 1 / 8
+
+
+def test_shortfall_allowance_of_blocks_counts_whole_blocks():
+  # 3x4 in 2x2 blocks: rows [0:2] and [2:3] (an edge block of 2 cells).
+  # AVG scores: [[0, 2], [0.5, 1]] (max 2, 2 bins: width 1); kept scores
+  # below 0.5 + 1: the edge block (2 cells) and the 1.0 block (2 cells).
+  value = np.array([[0, 0, 2, 2], [0, 0, 2, 2], [0.5, 0.5, 1, 1]])
+  method = strip_report.PruningMethod('histogram', 2, (2, 2), 'AVG')
+  assert strip_report.shortfall_allowance(value, method) == (4 + 2 + 2) / 12
+
+
+@pytest.mark.parametrize('hparams,expected', [
+    pytest.param([{}], ('histogram', 256, (1, 1), 'AVG'), id='defaults'),
+    pytest.param([{'block_dims_map': ['l/weights:4x4'], 'nbins': 64}],
+                 ('histogram', 64, (4, 4), 'AVG'), id='block_dims_map'),
+    pytest.param([{'prune_option': 'first_order_gradient'}],
+                 (None, 256, (1, 1), 'AVG'), id='gradient_scores'),
+    pytest.param([{'sparsity_m_by_n': '2:4'}], (None, 256, (1, 1), 'AVG'),
+                 id='m_by_n'),
+    pytest.param([{'threshold_method': 'sort'}, {}], None, id='disagree'),
+    pytest.param([], None, id='none_stored'),
+])
+def test_pruning_method_from_stored_hparams(hparams, expected):
+  method = strip_report.pruning_method(hparams, 'l/weights')
+  assert method == (None if expected is None else
+                    strip_report.PruningMethod(*expected))

@@ -21,8 +21,9 @@ from model_pruning.python import strip_report
 # weight, the SizeSummary, the checkpoint's global step (None if unknown) and
 # the unpruned-checkpoint warning (None if none); with --output_format=tflite
 # the exporter's dense vs sparse sizes (tflite_export.TfliteSizes), else None.
-# `below_target`: the WeightReports more than strip_report.BELOW_TARGET_POINTS
-# below the sparsity their schedule asks for at the checkpoint's step.
+# `below_target`: the WeightReports more than strip_report.BELOW_TARGET_TOLERANCE
+# plus their allowance below the sparsity their schedule asks for at the
+# checkpoint's step (strip_report.below_target).
 StripResult = collections.namedtuple(
     'StripResult', ['path', 'reports', 'sizes', 'global_step', 'warning',
                     'tflite_sizes', 'below_target'], defaults=(None, ()))

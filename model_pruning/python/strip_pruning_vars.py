@@ -62,10 +62,11 @@ _INPUT_SHAPES = flags.DEFINE_string(
     '(-1 keeps a dimension unknown; default: the graph\'s shapes).')
 _JSON = flags.DEFINE_string(
     'json', None, 'Also write the report (per weight: zeros, target, '
-    'below_target; sizes) here as JSON.')
+    'allowance, below_target; sizes) here as JSON.')
 _FAIL_BELOW_TARGET = flags.DEFINE_bool(
     'fail_below_target', False,
-    'Exit with status 1 when a weight is more than %g points below the '
+    'Exit with status 1 when a weight is more than %g points (plus its '
+    'threshold method\'s resolution, see --json\'s allowance) below the '
     'sparsity its schedule asks for at the checkpoint\'s step.' %
     (100 * strip_report.BELOW_TARGET_TOLERANCE))
 

@@ -12,10 +12,20 @@ import numpy as np
 from model_pruning.python import pruning_spec
 
 # One row of the report. `target_sparsity` is None when unknown (no global
-# step or no stored hparams); `mask_all_ones` is None when no mask was found.
+# step or no stored hparams); `mask_all_ones` is None when no mask was found;
+# `allowance` is the share of cells the threshold method may leave unpruned
+# (`shortfall_allowance`; None: one cell's share).
 WeightReport = collections.namedtuple(
     'WeightReport', ['name', 'weight_name', 'shape', 'zero_fraction',
-                     'target_sparsity', 'mask_all_ones', 'dense_bytes'])
+                     'target_sparsity', 'mask_all_ones', 'dense_bytes',
+                     'allowance'], defaults=(None,))
+
+# How the stored spec picks one weight's zeros: `method` the threshold_method
+# ('histogram', 'sort', 'exact'), or None when the scores are not |W| alone
+# (gradient pruning) or an N:M pattern fixes the mask; `block_dims` [h, w]
+# (-1: the whole dimension) and `pooling` its block_pooling_function.
+PruningMethod = collections.namedtuple(
+    'PruningMethod', ['method', 'nbins', 'block_dims', 'pooling'])
 
 # A weight this far (a fraction; 0.02 = 2 points) below the sparsity its
 # schedule asks for is reported as below target.
@@ -67,6 +77,82 @@ def target_sparsity(step, hparams_dicts, weight_name=None):
   return targets.pop()
 
 
+def pruning_method(hparams_dicts, weight_name=None):
+  """The PruningMethod every stored spec gives `weight_name`, or None.
+
+  None when no spec is stored, when the specs disagree, or when a map entry
+  cannot be parsed.
+  """
+  methods = set()
+  for hparams_dict in hparams_dicts:
+    try:
+      spec = pruning_spec.as_full_spec(hparams_dict)
+      if weight_name is None:
+        block_dims = [spec.block_height, spec.block_width]
+        m_by_n = spec.sparsity_m_by_n or None
+      else:
+        settings = pruning_spec.PruningPlan(spec).for_weight(weight_name)
+        block_dims, m_by_n = settings.block_dims, settings.m_by_n
+    except ValueError:
+      return None
+    magnitude_only = spec.prune_option == 'weight' and m_by_n is None
+    methods.add(PruningMethod(
+        method=spec.threshold_method if magnitude_only else None,
+        nbins=int(spec.nbins), block_dims=tuple(block_dims),
+        pooling=spec.block_pooling_function))
+  return methods.pop() if len(methods) == 1 else None
+
+
+def _unit_scores(value, block_dims, pooling):
+  """(score, cells) of each pruning unit of a folded weight, as float64.
+
+  A unit is one cell, or one block of a weight that squeezes to 2-D with
+  block_dims other than [1, 1]; its score is |w|, or the block's 'AVG' or
+  'MAX' of |w| over its real cells (edge blocks are cut short, as
+  pruning_utils.pool_blocks pools them).
+  """
+  magnitudes = np.abs(np.asarray(value, np.float64))
+  squeezed = [d for d in magnitudes.shape if d != 1]
+  if len(squeezed) != 2 or list(block_dims) == [1, 1]:
+    flat = magnitudes.ravel()
+    return flat, np.ones_like(flat)
+  block = [squeezed[i] if block_dims[i] == -1 else block_dims[i]
+           for i in range(2)]
+  rows, cols = (-(-squeezed[i] // block[i]) for i in range(2))
+  padded = np.full((rows * block[0], cols * block[1]), np.nan)
+  padded[:squeezed[0], :squeezed[1]] = magnitudes.reshape(squeezed)
+  blocks = padded.reshape(rows, block[0], cols, block[1])
+  pool = np.nanmax if pooling == 'MAX' else np.nanmean
+  cells = np.sum(~np.isnan(blocks), axis=(1, 3)).ravel()
+  return pool(blocks, axis=(1, 3)).ravel(), cells.astype(np.float64)
+
+
+def shortfall_allowance(value, method=None):
+  """Share of a folded weight's cells its threshold method may leave unpruned.
+
+  One pruning unit (the keep count rounds to whole cells or blocks), plus for
+  'histogram' the cells of kept units scoring below s_min + max / nbins,
+  s_min the smallest kept score: variant H's threshold theta is its k-th's
+  bin edge, theta <= s_min, and it keeps that whole bin [theta, theta +
+  max / nbins). Pruned units are the all-zero ones.
+
+  Args:
+    value: the folded (masked) weight.
+    method: its PruningMethod, or None (one cell's share).
+  """
+  if method is None:
+    return 1.0 / max(1, np.size(value))
+  scores, cells = _unit_scores(value, method.block_dims, method.pooling)
+  if not scores.size:
+    return 0.0
+  allowance = cells.max()
+  kept = scores > 0
+  if method.method == 'histogram' and kept.any():
+    width = scores.max() / method.nbins
+    allowance += cells[kept & (scores < scores[kept].min() + width)].sum()
+  return float(allowance / cells.sum())
+
+
 def weight_reports(folded_weights, step, hparams_dicts):
   """One WeightReport per folded weight.
 
@@ -87,7 +173,9 @@ def weight_reports(folded_weights, step, hparams_dicts):
         shape=tuple(value.shape), zero_fraction=zero_fraction(value),
         target_sparsity=target_sparsity(step, hparams_dicts,
                                         folded.weight_name),
-        mask_all_ones=all_ones, dense_bytes=int(value.nbytes)))
+        mask_all_ones=all_ones, dense_bytes=int(value.nbytes),
+        allowance=shortfall_allowance(
+            value, pruning_method(hparams_dicts, folded.weight_name))))
   return reports
 
 
@@ -152,26 +240,34 @@ def unpruned_warning(reports, step):
           (worst.target_sparsity, step, worst.weight_name or worst.name))
 
 
+def _allowance(report):
+  if report.allowance is not None:
+    return report.allowance
+  return 1.0 / max(1, int(np.prod(report.shape)))
+
+
 def below_target(reports, tolerance=BELOW_TARGET_TOLERANCE):
   """The reports whose zeros fall more than `tolerance` below their target.
 
-  One weight's share (1 / size) is added to the tolerance: a 4x11 weight
-  asked for 0.5 can only hold 22 or 21 zeros (0.5 or 0.477).
+  Each report's `allowance` (at least one cell's share) is added to the
+  tolerance: a 4x11 weight asked for 0.5 can only hold 22 or 21 zeros (0.5
+  or 0.477), and a histogram threshold keeps its k-th's whole bin.
   """
   return tuple(
       r for r in reports if r.target_sparsity is not None and
-      r.zero_fraction < r.target_sparsity - tolerance - 1.0 / max(
-          1, int(np.prod(r.shape))))
+      r.zero_fraction < r.target_sparsity - tolerance - _allowance(r))
 
 
 def below_target_warnings(reports):
   """One warning line per report from `below_target`."""
   return ['%s (weight %s) has %.4f zeros, more than %g points below the %.4f '
-          'its schedule asks for: the masks missed the target (too few mask '
-          'updates after sparsity_function_end_step, a threshold_decay that '
-          'lags, or a do_not_prune / map entry?)' %
+          'its schedule asks for, after %.2f more for the threshold method\'s '
+          'resolution: the masks missed the target (too few mask updates '
+          'after sparsity_function_end_step, a threshold_decay that lags, or '
+          'a do_not_prune / map entry?)' %
           (r.name, r.weight_name, r.zero_fraction,
-           100 * BELOW_TARGET_TOLERANCE, r.target_sparsity) for r in reports]
+           100 * BELOW_TARGET_TOLERANCE, r.target_sparsity,
+           100 * _allowance(r)) for r in reports]
 
 
 def as_json(result):
@@ -180,7 +276,7 @@ def as_json(result):
   weights = [dict(name=r.name, weight_name=r.weight_name, shape=list(r.shape),
                   zero_fraction=r.zero_fraction,
                   target_sparsity=r.target_sparsity,
-                  below_target=r.name in below) for r in result.reports]
+                  allowance=_allowance(r), below_target=r.name in below) for r in result.reports]
   return dict(path=result.path, global_step=result.global_step,
               weights=weights, below_target=sorted(below),
               sizes=result.sizes._asdict(), warning=result.warning)
