@@ -9,7 +9,8 @@ module-scoped cluster per scenario:
 * async: 1 ps + 2 workers, PruningHook on the chief; worker 1 is killed
   mid-run and restarted and must rejoin;
 * sync: 1 ps + 2 workers with SyncReplicasOptimizer (mask update inside the
-  aggregated apply), against a single-process run fed the same batches;
+  aggregated apply, no start-up tokens), against a single-process run fed
+  the same batches, bit for bit;
 * partitioned: 2 ps + 2 workers, the hidden weight split over both ps,
   ModelPruningHook on the chief; the chief is killed after a checkpoint and
   restarted from it;
@@ -188,8 +189,8 @@ def sync_run(tmp_path_factory):
 def test_sync_trajectory_equals_single_process(sync_run, reference):
   """At every global step the chief saw, the same update and sparsities.
 
-  The chief's runs do not map one to one onto global steps (at start-up a
-  worker may hand in two gradients for one step), so rows are keyed by step.
+  Rows are keyed by step, not by the chief's run: a run whose gradient an
+  accumulator dropped as stale would not move the step.
   """
   by_step = {row[0]: row for row in sync_run['chief']['trace']}
   expected = {row[0]: row for row in reference['trace']}

@@ -18,7 +18,11 @@ weights and the global step change, before the tokens are released:
 
 Only the chief runs the aggregated apply (in its queue runner), so the masks
 are still updated by one task, once per step; no hook is needed. Every step's
-gradients then see the masks a single process would use.
+gradients then see the masks a single process would use. For a run equal to
+one process's bit for bit, also start without tokens,
+`opt.make_session_run_hook(is_chief, num_tokens=0)`: a start-up token lets a
+worker hand in a second step-0 gradient computed while the apply was half
+done (docs/multi_worker.md).
 """
 import tensorflow as tf
 

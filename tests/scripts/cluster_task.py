@@ -208,7 +208,11 @@ def run_worker(args):
       graph = Graph(args, task.num_workers)
     hooks, chief_hooks = [], []
     if args.variant == 'sync':
-      hooks.append(graph.optimizer.make_session_run_hook(task.is_chief))
+      # No start-up tokens: with them a worker may hand in a second gradient
+      # for step 0, computed after the apply has updated some variables but
+      # not others, and the run is no longer one process's.
+      hooks.append(graph.optimizer.make_session_run_hook(task.is_chief,
+                                                         num_tokens=0))
     recorder, first_state = Recorder(graph), FirstState(graph)
     if task.is_chief:
       # The chief alone updates the masks: they live once, on the ps.
