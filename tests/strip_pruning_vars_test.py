@@ -13,6 +13,9 @@ import tensorflow as tf
 
 from model_pruning.python import graph_keys
 from model_pruning.python import pruning
+from model_pruning.python import shortfall
+from model_pruning.python import stored_specs
+from model_pruning.python import strip_checkpoint
 from model_pruning.python import strip_pruning_vars_lib as lib
 from model_pruning.python import strip_report
 from model_pruning.python.layers import layers
@@ -276,14 +279,14 @@ def test_read_pruning_state_recovers_step_and_schedule(
 
   assert state.global_step == step
   assert state.hparams == [{'target_sparsity': 0.8}]
-  target = strip_report.target_sparsity(state.global_step, state.hparams,
+  target = stored_specs.target_sparsity(state.global_step, state.hparams,
                                         'fc/weights')
   assert target == pytest.approx(expected_target, abs=1e-12)
 
 
 def test_read_pruning_state_without_hparams(tmp_path):
   _single_layer_checkpoint(tmp_path, step=7)
-  assert lib.read_pruning_state(str(tmp_path)) == lib.PruningState(7, [])
+  assert lib.read_pruning_state(str(tmp_path)) == lib.PruningState(7, [], {})
 
 
 @pytest.mark.parametrize('output_node_names,message', [
@@ -322,7 +325,7 @@ _Folded = lib.FoldedWeight
 
 @pytest.mark.parametrize('step', [0, 10, 50, 99, 100, 1000], ids=str)
 def test_target_sparsity_defaults_match_oracle(step):
-  target = strip_report.target_sparsity(step, [{}], 'fc/weights')
+  target = stored_specs.target_sparsity(step, [{}], 'fc/weights')
   assert target == pytest.approx(ref.scheduled_sparsity(step),
                                  abs=1e-12)
 
@@ -336,11 +339,11 @@ def test_target_sparsity_uses_weight_map_and_do_not_prune():
   mapped = ref.scheduled_sparsity(step, begin_step=10, end_step=110,
                                   target=0.9)
   default = ref.scheduled_sparsity(step, begin_step=10, end_step=110)
-  assert strip_report.target_sparsity(step, hparams, 'conv1/weights') == (
+  assert stored_specs.target_sparsity(step, hparams, 'conv1/weights') == (
       pytest.approx(mapped))
-  assert strip_report.target_sparsity(step, hparams, 'conv2/weights') == (
+  assert stored_specs.target_sparsity(step, hparams, 'conv2/weights') == (
       pytest.approx(default))
-  assert strip_report.target_sparsity(step, hparams, 'fc_final/weights') == 0
+  assert stored_specs.target_sparsity(step, hparams, 'fc_final/weights') == 0
 
 
 @pytest.mark.parametrize('step,hparams', [
@@ -350,7 +353,7 @@ def test_target_sparsity_uses_weight_map_and_do_not_prune():
                  id='specs_disagree'),
 ])
 def test_target_sparsity_unknown(step, hparams):
-  assert strip_report.target_sparsity(step, hparams, 'w') is None
+  assert stored_specs.target_sparsity(step, hparams, 'w') is None
 
 
 def _report(mask, step=200, hparams=({},)):
@@ -461,11 +464,11 @@ def test_shortfall_allowance_counts_the_kept_bin_by_hand():
   # max 1.0, 10 bins: width 0.1; smallest kept 0.42, so kept scores below
   # 0.52 (0.42, 0.45, 0.5) may sit in the threshold's bin; plus one cell.
   value = np.array([0.0, 0.0, 0.42, -0.45, 0.5, 0.55, -0.9, 1.0])
-  method = strip_report.PruningMethod('histogram', 10, (1, 1), 'AVG')
-  assert strip_report.shortfall_allowance(value, method) == 4 / 8
+  method = shortfall.PruningMethod('histogram', 10, (1, 1), 'AVG')
+  assert shortfall.shortfall_allowance([value], method) == 4 / 8
   sort = method._replace(method='sort')
-  assert strip_report.shortfall_allowance(value, sort) == 1 / 8
-  assert strip_report.shortfall_allowance(value, None) == 1 / 8
+  assert shortfall.shortfall_allowance([value], sort) == 1 / 8
+  assert shortfall.shortfall_allowance([value], None) == 1 / 8
 
 
 def test_shortfall_allowance_of_blocks_counts_whole_blocks():
@@ -473,8 +476,8 @@ def test_shortfall_allowance_of_blocks_counts_whole_blocks():
   # AVG scores: [[0, 2], [0.5, 1]] (max 2, 2 bins: width 1); kept scores
   # below 0.5 + 1: the edge block (2 cells) and the 1.0 block (2 cells).
   value = np.array([[0, 0, 2, 2], [0, 0, 2, 2], [0.5, 0.5, 1, 1]])
-  method = strip_report.PruningMethod('histogram', 2, (2, 2), 'AVG')
-  assert strip_report.shortfall_allowance(value, method) == (4 + 2 + 2) / 12
+  method = shortfall.PruningMethod('histogram', 2, (2, 2), 'AVG')
+  assert shortfall.shortfall_allowance([value], method) == (4 + 2 + 2) / 12
 
 
 @pytest.mark.parametrize('hparams,expected', [
@@ -489,6 +492,106 @@ def test_shortfall_allowance_of_blocks_counts_whole_blocks():
     pytest.param([], None, id='none_stored'),
 ])
 def test_pruning_method_from_stored_hparams(hparams, expected):
-  method = strip_report.pruning_method(hparams, 'l/weights')
+  method = stored_specs.pruning_method(hparams, 'l/weights')
   assert method == (None if expected is None else
-                    strip_report.PruningMethod(*expected))
+                    shortfall.PruningMethod(*expected))
+
+
+# --- below target: pruning groups --------------------------------------------
+
+_GROUP_HPARAMS = dict(_AT_TARGET, group_pruning=True, threshold_method='sort',
+                      group_sparsity_map=['g1:0.5'])
+
+
+def _group_of_two(scale_b=4.0, sparsity=0.5):
+  """Weights a (scale 1) and b (scale `scale_b`) masked by one threshold."""
+  rng = np.random.default_rng(5)
+  a = rng.uniform(-1, 1, [8, 16]).astype(np.float32)
+  b = (rng.uniform(-1, 1, [40]) * scale_b).astype(np.float32)
+  masks = ref.joint_masks([np.abs(a), np.abs(b)], sparsity, 'sort')
+  return [_folded(a, masks[0], 'a/weights'), _folded(b, masks[1], 'b/weights')]
+
+
+def test_group_members_are_judged_by_their_group():
+  """The joint threshold leaves a sparser, b denser: the group is on target."""
+  folded = _group_of_two()
+  groups = {'g1': [f.name for f in folded]}
+  alone = strip_report.weight_reports(folded, 200, [_GROUP_HPARAMS])
+  assert [r.name for r in strip_report.below_target(alone)] == [
+      'b/weights/masked_weight']  # what a member-by-member check said
+
+  reports = strip_report.weight_reports(folded, 200, [_GROUP_HPARAMS], groups)
+  assert strip_report.below_target(reports) == ()
+  zeros = sum(f.value.size - np.count_nonzero(f.value) for f in folded)
+  assert [r.group for r in reports] == ['g1', 'g1']
+  assert [r.group_zero_fraction for r in reports] == [zeros / (128 + 40)] * 2
+  assert [r.target_sparsity for r in reports] == [pytest.approx(0.5)] * 2
+  assert reports[0].zero_fraction > 0.5 > reports[1].zero_fraction
+  table = strip_report.format_table(reports, step=200)
+  assert 'group zeros' in table and 'g1 %.4f' % (zeros / 168) in table
+
+
+def test_group_short_of_its_target_flags_every_member():
+  folded = _group_of_two(sparsity=0.4)
+  groups = {'g1': [f.name for f in folded]}
+  reports = strip_report.weight_reports(folded, 200, [_GROUP_HPARAMS], groups)
+  assert [r.name for r in strip_report.below_target(reports)] == [
+      f.name for f in folded]
+  (warning, _) = strip_report.below_target_warnings(
+      strip_report.below_target(reports))
+  assert 'in group g1' in warning and 'points below the 0.5000' in warning
+
+
+@pytest.mark.parametrize('hparams,members', [
+    pytest.param(_GROUP_HPARAMS, ('a/weights', 'b/weights'), id='listed'),
+    pytest.param(dict(_GROUP_HPARAMS, group_pruning=False), None,
+                 id='group_pruning_off'),
+    pytest.param(dict(_GROUP_HPARAMS, group_sparsity_map=['g2:0.5']), None,
+                 id='group_not_listed'),
+    pytest.param(dict(_GROUP_HPARAMS, do_not_prune=['b/weights']),
+                 ('a/weights',), id='do_not_prune_leaves'),
+    pytest.param(dict(_GROUP_HPARAMS, m_by_n_map=['b/weights:2:4']),
+                 ('a/weights',), id='m_by_n_leaves'),
+])
+def test_joint_group_members(hparams, members):
+  joint = stored_specs.joint_group(200, [hparams], 'g1',
+                                   ['a/weights', 'b/weights'])
+  assert (joint.members if joint else None) == members
+  if joint:
+    assert joint.target == pytest.approx(0.5)
+
+
+def test_group_pruned_checkpoint_strips_without_below_target(tmp_path):
+  """A real group-pruned checkpoint: the stored groups reach the report."""
+  hparams = ('group_pruning=true,group_sparsity_map=[g1:0.75],'
+             'threshold_method=sort,threshold_decay=0.0,'
+             'sparsity_function_end_step=100')
+  rng = np.random.default_rng(9)
+  with tf.Graph().as_default():
+    net = tf.ones([2, 16])
+    for name, scale in [('a', 1.0), ('b', 5.0)]:
+      with tf.compat.v1.variable_scope(name) as scope:
+        weight = tf.compat.v1.get_variable('weights', initializer=(
+            rng.uniform(-1, 1, [16, 16]) * scale).astype(np.float32))
+        net = tf.matmul(net, pruning.apply_mask_with_group(weight, scope,
+                                                           group_name='g1'))
+    tf.identity(net, name='output')
+    step = tf.compat.v1.train.get_or_create_global_step()
+    p = pruning.Pruning(pruning.get_pruning_hparams().parse(hparams),
+                        global_step=step)
+    update = p.mask_update_op()
+    with _session() as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      sess.run(step.assign(200))
+      sess.run(update)
+      tf.compat.v1.train.Saver().save(sess, str(tmp_path / 'model.ckpt'),
+                                      global_step=step)
+  assert lib.read_pruning_state(str(tmp_path)).groups == {
+      'g1': ['a/weights/masked_weight', 'b/weights/masked_weight']}
+  result = strip_checkpoint.strip_checkpoint(
+      str(tmp_path), ['output'], str(tmp_path / 'out.pb'))
+  assert result.below_target == ()
+  (a, b) = sorted(result.reports)
+  assert a.group == b.group == 'g1'
+  assert a.zero_fraction > 0.75 > b.zero_fraction
+  assert a.group_zero_fraction == pytest.approx(0.75)

@@ -1,9 +1,10 @@
 """What a checkpoint says about its pruning run: step, hparams, files.
 
 Reads a checkpoint without building its graph: the prefix a directory or path
-names, the meta graph, the global step and the hparams JSON that each
-`Pruning` object stored in the graph (graph_keys.HPARAMS_COLLECTION), so the
-strip report can compare each weight's zeros with its schedule.
+names, the meta graph, the global step, the hparams JSON that each
+`Pruning` object stored in the graph (graph_keys.HPARAMS_COLLECTION) and the
+weights' pruning groups, so the strip report can compare each weight's zeros
+(or its group's) with its schedule.
 """
 import collections
 import json
@@ -18,10 +19,12 @@ from model_pruning.python import graph_keys
 GLOBAL_STEP_NAME = 'global_step'
 
 # What a checkpoint says about its pruning run: the global step (None when the
-# checkpoint has no `global_step` variable) and the hparams dicts stored by
-# each `Pruning` object of the graph (empty when none).
+# checkpoint has no `global_step` variable), the hparams dicts stored by
+# each `Pruning` object of the graph (empty when none) and the pruning groups
+# of `apply_mask_with_group`, {group: [masked weight node names]}.
 PruningState = collections.namedtuple('PruningState',
-                                      ['global_step', 'hparams'])
+                                      ['global_step', 'hparams', 'groups'],
+                                      defaults=(None,))
 
 
 def resolve_checkpoint(checkpoint):
@@ -111,6 +114,20 @@ def _hparams_from_meta_graph(meta_graph):
   return result
 
 
+def _groups_from_meta_graph(meta_graph):
+  """{group: [masked weight node names]} from the `masked_weights_<group>`
+  collections (graph_keys.attach_group_suffix), the ungrouped one left out."""
+  prefix = graph_keys.MASKED_WEIGHT_COLLECTION + '_'
+  groups = {}
+  for key, collection in meta_graph.collection_def.items():
+    group = key[len(prefix):]
+    if (key.startswith(prefix) and group and
+        group != graph_keys.UNGROUPED_GROUP_NAME):
+      groups[group] = [name.split(':', 1)[0]
+                       for name in collection.node_list.value]
+  return groups
+
+
 def read_pruning_state(checkpoint):
   """Reads the global step and the stored pruning hparams of a checkpoint.
 
@@ -118,10 +135,12 @@ def read_pruning_state(checkpoint):
     checkpoint: a checkpoint directory or prefix (see `resolve_checkpoint`).
 
   Returns:
-    A PruningState(global_step=int or None, hparams=[dict, ...]).
+    A PruningState(global_step=int or None, hparams=[dict, ...],
+    groups={group: [masked weight node name, ...]}).
   """
   prefix = resolve_checkpoint(checkpoint)
-  hparams = _hparams_from_meta_graph(read_meta_graph(prefix))
+  meta_graph = read_meta_graph(prefix)
+  hparams = _hparams_from_meta_graph(meta_graph)
   step = None
   try:
     reader = tf.train.load_checkpoint(prefix)
@@ -130,4 +149,5 @@ def read_pruning_state(checkpoint):
   except (ValueError, IndexError, tf.errors.OpError) as error:
     raise ValueError('Could not read checkpoint %s: %s' %
                      (prefix, error_summary(error))) from None
-  return PruningState(global_step=step, hparams=hparams)
+  return PruningState(global_step=step, hparams=hparams,
+                      groups=_groups_from_meta_graph(meta_graph))

@@ -147,7 +147,7 @@ def strip_checkpoint(checkpoint, output_node_names, output_path,
     raise OSError('Cannot write %s: %s' %
                   (output_path, error.strerror or error)) from None
   reports = strip_report.weight_reports(folded, state.global_step,
-                                        state.hparams)
+                                        state.hparams, state.groups)
   result = StripResult(
       path=output_path, reports=reports,
       sizes=strip_report.size_summary(data, reports),
