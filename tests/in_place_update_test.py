@@ -1,11 +1,13 @@
-"""Element-wise |W| updates write the mask variable in place.
+"""|W| updates write the mask variable in place.
 
-`Pruning`'s histogram and sort updates of a local float32 resource mask run
-`ModelPruningMaskUpdateInPlace`, which writes the variable's own buffer when
-no read of it is alive (else a new one, leaving the read its values): the
-masks must equal the TensorFlow-op pipeline's bit for bit over drifting
-updates, the update must allocate no mask-sized buffer, and every other
-case (exact, gradients, blocks, ref variables) keeps the mask assign.
+`Pruning`'s element-wise histogram and sort updates of a local float32
+resource mask run `ModelPruningMaskUpdateInPlace`, and block updates (every
+method) expand their blocks' mask with `ModelPruningExpandBlocksInPlace`;
+both write the variable's own buffer when no read of it is alive (else a
+new one, leaving the read its values): the masks must equal the
+TensorFlow-op pipeline's bit for bit over drifting updates, the update must
+allocate no mask-sized buffer, and every other case (element-wise exact,
+gradients, ref variables) keeps the mask assign.
 """
 import os
 
@@ -49,16 +51,16 @@ def _op_types(graph):
   return [op.type for op in graph.get_operations()]
 
 
-def _masks_over_updates(method, native):
+def _masks_over_updates(method, native, extra=''):
   """The mask and threshold after each of 8 updates on drifting weights."""
   rng = np.random.default_rng(5)
   with tf.Graph().as_default() as graph:
     if native:
-      kernel, mask, step, prune = _pruned_layer(method)
+      kernel, mask, step, prune = _pruned_layer(method, extra)
       update = prune.mask_update_op()
     else:
       with native_kernels.disabled():
-        kernel, mask, step, prune = _pruned_layer(method)
+        kernel, mask, step, prune = _pruned_layer(method, extra)
         update = prune.mask_update_op()
     [threshold] = pruning.get_thresholds()
     drift = tf.compat.v1.placeholder(tf.float32, _SHAPE)
@@ -93,10 +95,34 @@ def test_in_place_masks_equal_the_tf_op_pipeline(method, stream, monkeypatch):
   assert 0.0 < native[-1][0].mean() < 0.9  # The schedule pruned.
 
 
-def test_in_place_update_allocates_no_mask_buffer():
+# 5x7 blocks leave edge blocks on both sides of the 256x384 weight.
+_BLOCKS = [',block_height=4,block_width=4',
+           ',block_height=5,block_width=7,block_pooling_function=MAX',
+           ',block_height=5,block_width=7']
+
+
+@pytest.mark.parametrize('blocks', _BLOCKS)
+@pytest.mark.parametrize('method', ['histogram', 'sort', 'exact'])
+def test_in_place_block_masks_equal_the_tf_op_pipeline(method, blocks):
+  types, native = _masks_over_updates(method, native=True, extra=blocks)
+  assert types.count('ModelPruningExpandBlocksInPlace') == 1
+  assert types.count('ModelPruningPoolBlocks') == 1
+  assert 'AssignVariableOp' in types  # The threshold's.
+  tf_types, tf_ops = _masks_over_updates(method, native=False, extra=blocks)
+  assert 'ModelPruningExpandBlocksInPlace' not in tf_types
+  for i, ((mask, threshold, _), (tf_mask, tf_threshold, _)) in (
+      enumerate(zip(native, tf_ops))):
+    assert threshold == tf_threshold, i
+    np.testing.assert_array_equal(mask, tf_mask, err_msg='update %d' % i)
+  assert 0.0 < native[-1][0].mean() < 0.9  # The schedule pruned.
+
+
+@pytest.mark.parametrize('method,extra', [('sort', ''),
+                                          ('exact', _BLOCKS[0])])
+def test_in_place_update_allocates_no_mask_buffer(method, extra):
   mask_bytes = np.prod(_SHAPE) * 4
   with tf.Graph().as_default():
-    _, _, step, prune = _pruned_layer('sort')
+    _, _, step, prune = _pruned_layer(method, extra)
     update = prune.mask_update_op()
     with tf.compat.v1.Session() as session:
       session.run(tf.compat.v1.global_variables_initializer())
@@ -108,11 +134,12 @@ def test_in_place_update_allocates_no_mask_buffer():
   assert peak < mask_bytes / 4, peak
 
 
-def test_a_live_read_keeps_the_old_mask():
+@pytest.mark.parametrize('extra', ['', _BLOCKS[0]])
+def test_a_live_read_keeps_the_old_mask(extra):
   """A read of the mask that the update waits for holds its buffer: the
   update writes a new one and the read still shows the old values."""
   with tf.Graph().as_default():
-    _, mask, step, prune = _pruned_layer('sort')
+    _, mask, step, prune = _pruned_layer('sort', extra)
     before = mask.read_value()
     with tf.control_dependencies([before]):
       update = prune.mask_update_op()
@@ -124,22 +151,28 @@ def test_a_live_read_keeps_the_old_mask():
   assert new.mean() == pytest.approx(0.7, abs=1e-3)  # initial_sparsity 0.3.
 
 
-@pytest.mark.parametrize('extra', [',prune_option=first_order_gradient',
-                                   ',block_height=2,block_width=2'])
-def test_gradients_and_blocks_keep_the_mask_assign(extra):
+@pytest.mark.parametrize('extra', [
+    ',prune_option=first_order_gradient',
+    ',prune_option=first_order_gradient,block_height=2,block_width=2'])
+def test_gradients_keep_the_mask_assign(extra):
   with tf.Graph().as_default() as graph:
     _pruned_layer('sort', extra)[-1].mask_update_op()
     types = _op_types(graph)
     assert 'ModelPruningMaskUpdateInPlace' not in types
+    assert 'ModelPruningExpandBlocksInPlace' not in types
     assert 'ModelPruningMaskUpdate' in types
 
 
 def test_exact_and_ref_variables_keep_the_mask_assign():
-  for method, use_resource in (('exact', True), ('sort', False)):
+  for method, use_resource, extra in (('exact', True, ''),
+                                      ('sort', False, ''),
+                                      ('sort', False, _BLOCKS[0])):
     with tf.Graph().as_default() as graph:
-      _pruned_layer(method, use_resource=use_resource)[-1].mask_update_op()
+      _pruned_layer(method, extra,
+                    use_resource=use_resource)[-1].mask_update_op()
       types = _op_types(graph)
       assert 'ModelPruningMaskUpdateInPlace' not in types
+      assert 'ModelPruningExpandBlocksInPlace' not in types
       assert 'ModelPruningMaskUpdate' in types
 
 
@@ -156,3 +189,27 @@ def test_bad_mask_variable_names_the_problem():
                          match=r'float32 variable of the values\' shape '
                          r'\[4,4\], got float 2,8|\[2,8\]'):
         session.run(update.threshold)
+
+
+def test_bad_block_mask_variable_names_the_problem():
+  with tf.Graph().as_default():
+    wrong_size = tf.compat.v1.get_variable(
+        'wrong', initializer=np.ones((2, 8), np.float32), use_resource=True)
+    write = native_kernels.expand_blocks_in_place(
+        tf.ones([2, 2]), [2, 2], wrong_size, [4, 4])
+    squeezable = tf.compat.v1.get_variable(
+        'squeezable', initializer=np.ones((4, 1, 4), np.float32),
+        use_resource=True)
+    fine = native_kernels.expand_blocks_in_place(
+        tf.constant([[1.0, 0.0], [0.0, 1.0]]), [2, 2], squeezable, [4, 4])
+    with tf.compat.v1.Session() as session:
+      session.run([wrong_size.initializer, squeezable.initializer])
+      session.run(fine)
+      np.testing.assert_array_equal(
+          session.run(squeezable)[:, 0, :],
+          np.kron([[1.0, 0.0], [0.0, 1.0]], np.ones((2, 2))))
+      with pytest.raises(tf.errors.InvalidArgumentError,
+                         match=r'mask must be an initialized float32 '
+                         r'variable of 4x4 values \(up to dimensions of 1\), '
+                         r'got float \[2,8\]'):
+        session.run(write)

@@ -20,6 +20,7 @@ import tensorflow as tf
 from model_pruning.python import native_build
 from model_pruning.python import native_kernels
 from model_pruning.python import nm_sparsity
+from model_pruning.python import pruning_utils
 from model_pruning.python import saliency_masks
 from model_pruning.python import thresholds
 from tests import reference
@@ -534,6 +535,121 @@ def test_update_graph_uses_the_fused_ops():
     assert types.count('ModelPruningMaskUpdate') == 1
     assert 'ModelPruningKthLargest' not in types
     assert not {'Abs', 'Ceil', 'Round', 'Floor', 'Greater'} & set(types)
+
+
+# --- blocks: pooling and expansion -------------------------------------------
+
+# Blocks whose AVG the op rounds as TensorFlow does (native_kernels
+# .pools_blocks), with edge blocks on both sides, and wider ones for MAX.
+_AVG_BLOCKS = {np.float32: [(1, 1), (1, 4), (4, 1), (2, 2), (3, 5), (4, 4),
+                            (7, 7), (6, 2)],
+               np.float64: [(1, 1), (1, 3), (3, 1), (2, 2), (3, 3)]}
+_MAX_BLOCKS = [(1, 1), (2, 3), (4, 4), (8, 8), (16, 5), (1, 64)]
+
+
+def _block_data(shape, dtype, seed):
+  """Magnitudes over four decades, with NaN, +-Inf and zeros in places."""
+  rng = np.random.default_rng(seed)
+  values = (rng.standard_normal(shape) *
+            10.0 ** rng.uniform(-2, 2, shape)).astype(dtype)
+  flat = values.reshape(-1)
+  flat[::211] = np.nan
+  flat[5::307] = np.inf
+  flat[9::401] = -np.inf
+  flat[13::17] = 0.0
+  return values
+
+
+def _tf_pool(matrix, block_dims, pooling):
+  return pruning_utils.pool_blocks(tf.abs(matrix), block_dims, pooling)
+
+
+@pytest.mark.parametrize('dtype,pooling,block_dims', [
+    (dtype, 'AVG', dims) for dtype, blocks in _AVG_BLOCKS.items()
+    for dims in blocks] + [(np.float32, 'MAX', dims) for dims in _MAX_BLOCKS]
+    + [(np.float64, 'MAX', (5, 9))])
+@pytest.mark.parametrize('shape', [(64, 96), (61, 101), (1, 1), (3, 700)])
+def test_pool_blocks_equals_tf_pool_blocks_bit_for_bit(dtype, pooling,
+                                                       block_dims, shape):
+  """The rounding of TensorFlow's two reduce_means (or its NaN-propagating
+  reduce_max), edge blocks included: pooled scores, and so masks, do not
+  depend on which pipeline built the update."""
+  assert native_kernels.pools_blocks(tf.as_dtype(dtype), block_dims, pooling)
+  values = _block_data(shape, dtype, seed=sum(shape) + block_dims[0])
+  native, tf_ops = _run(lambda v: (
+      native_kernels.pool_blocks(v, block_dims, pooling),
+      _tf_pool(v, block_dims, pooling)), values)
+  assert native.dtype == tf_ops.dtype and native.shape == tf_ops.shape
+  np.testing.assert_array_equal(native.view(np.uint8), tf_ops.view(np.uint8))
+  finite = np.isfinite(tf_ops)
+  np.testing.assert_allclose(
+      native[finite], reference.block_pool(np.abs(values), block_dims,
+                                           pooling)[finite], rtol=1e-6)
+
+
+def test_pool_blocks_of_large_weights_equals_tf_pool_blocks():
+  """Large enough for TensorFlow to reduce in parallel: still the same."""
+  values = _block_data((1024, 1031), np.float32, seed=1)
+  for block_dims in [(4, 4), (1, 4), (7, 3)]:
+    native, tf_ops = _run(lambda v, dims=block_dims: (
+        native_kernels.pool_blocks(v, dims, 'AVG'),
+        _tf_pool(v, dims, 'AVG')), values)
+    np.testing.assert_array_equal(native.view(np.uint8),
+                                  tf_ops.view(np.uint8))
+
+
+def test_pools_blocks_only_where_the_rounding_is_tensorflows():
+  """AVG blocks as wide or tall as Eigen's vector (8 float32, 4 float64
+  lanes) are summed lane-wise by TensorFlow: those stay on its ops."""
+  on_x86 = platform.machine().lower() in ('x86_64', 'amd64')
+  assert native_kernels.pools_blocks(tf.float32, [7, 7], 'AVG') == on_x86
+  assert not native_kernels.pools_blocks(tf.float32, [8, 1], 'AVG')
+  assert not native_kernels.pools_blocks(tf.float32, [1, 8], 'AVG')
+  assert not native_kernels.pools_blocks(tf.float64, [4, 4], 'AVG')
+  assert native_kernels.pools_blocks(tf.float32, [64, 64], 'MAX')
+  assert not native_kernels.pools_blocks(tf.float16, [2, 2], 'MAX')
+  with native_kernels.disabled():
+    assert not native_kernels.pools_blocks(tf.float32, [2, 2], 'MAX')
+
+
+@pytest.mark.parametrize('block_dims,shape', [
+    ((4, 4), (64, 96)), ((3, 5), (61, 101)), ((1, 1), (7, 9)),
+    ((16, 9), (40, 50)), ((2, 2), (1, 1))])
+def test_expand_blocks_equals_expand_tensor_cropped(block_dims, shape):
+  rows, cols = (-(-shape[0] // block_dims[0]), -(-shape[1] // block_dims[1]))
+  blocks = (np.random.default_rng(2).random((rows, cols)) > 0.5).astype(
+      np.float32)
+  native = _run(lambda b: native_kernels.expand_blocks(b, block_dims, shape),
+                blocks)
+  np.testing.assert_array_equal(
+      native, reference.expand_blocks(blocks, block_dims, shape))
+
+
+def test_block_ops_name_bad_inputs():
+  with tf.Graph().as_default():
+    values = tf.compat.v1.placeholder(tf.float32, None)
+    pooled = native_kernels.pool_blocks(values, [2, 2], 'AVG')
+    with tf.compat.v1.Session() as session:
+      with pytest.raises(tf.errors.InvalidArgumentError,
+                         match=r'values must be a matrix, got shape '
+                         r'\[2,3,4\]'):
+        session.run(pooled, {values: np.ones([2, 3, 4], np.float32)})
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'block_mask must be \[2, 3\] for a 8x9 mask of '
+                     r'4x3 blocks, got shape \[2,2\]'):
+    _run(lambda b: native_kernels.expand_blocks(b, [4, 3], [8, 9]),
+         np.ones([2, 2], np.float32))
+
+
+def test_update_graph_of_blocks_uses_the_block_ops():
+  with tf.Graph().as_default() as graph:
+    weights = tf.compat.v1.placeholder(tf.float32, [300, 400])
+    saliency_masks.block_mask(weights, None, [4, 4], 'AVG', False, 0.5, 0.0,
+                              _method('sort'))
+    types = [op.type for op in graph.get_operations()]
+  assert types.count('ModelPruningPoolBlocks') == 1
+  assert types.count('ModelPruningExpandBlocks') == 1
+  assert not {'Abs', 'Mean', 'Max', 'Tile', 'Pad'} & set(types)
 
 
 def test_build_key_follows_the_source(tmp_path):

@@ -89,8 +89,9 @@ def assign_ops(record, new_threshold, new_mask):
 
 
 def _in_place_assign_ops(record, context):
-  """The threshold assign of an element-wise |W| update whose kernel writes
-  the mask variable itself (`saliency_masks.updates_in_place`), or None."""
+  """The threshold assign (and block expansion) of a |W| update whose kernel
+  writes the mask variable itself (`saliency_masks.updates_in_place`,
+  `updates_blocks_in_place`), or None."""
   settings = record.settings
   mask = record.mask
   if (context.use_gradient or settings.m_by_n is not None or
@@ -100,15 +101,29 @@ def _in_place_assign_ops(record, context):
     return None
   # Decided from the variable's static shape and dtype: no read is built
   # for an update that takes the other path.
-  if (_is_blocked(record.weight, settings.block_dims) or
-      not saliency_masks.updates_in_place(record.weight, mask,
-                                          context.method)):
+  blocked = _is_blocked(record.weight, settings.block_dims)
+  if blocked:
+    if not saliency_masks.updates_blocks_in_place(record.weight, mask):
+      return None
+  elif not saliency_masks.updates_in_place(record.weight, mask,
+                                           context.method):
     return None
+  sparsity = context.sparsity_for(settings.target)
+  writes = []
   with tf.compat.v1.name_scope(record.name + '_pruning_ops'):
-    threshold = saliency_masks.elementwise_mask_in_place(
-        _read(record.weight), mask, context.sparsity_for(settings.target),
-        record.threshold, context.method)
-  return [pruning_variables.assign_variable(
+    if blocked:
+      spec = context.spec
+      threshold, write = saliency_masks.block_mask_in_place(
+          _read(record.weight), mask, settings.block_dims,
+          spec.block_pooling_function, spec.use_tpu, sparsity,
+          record.threshold, context.method,
+          previous_sparsity(context, settings.target))
+      writes.append(write)
+    else:
+      threshold = saliency_masks.elementwise_mask_in_place(
+          _read(record.weight), mask, sparsity, record.threshold,
+          context.method)
+  return writes + [pruning_variables.assign_variable(
       record.threshold, tf.cast(threshold, record.threshold.dtype))]
 
 

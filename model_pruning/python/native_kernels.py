@@ -1,8 +1,8 @@
 """The fused mask-update kernels (native/pruning_kernels.cc), when available.
 
 `available()` says whether the kernels are loaded; `kth_largest`,
-`mask_update` and `m_by_n_mask` wrap the three ops. Where to find the
-library, in order:
+`mask_update`, `m_by_n_mask`, `pool_blocks` and `expand_blocks` (with
+their in-place variants) wrap the ops. Where to find the library, in order:
 
 1. $MODEL_PRUNING_NATIVE=0 turns them off: the TensorFlow-op pipeline runs
    (same answers, slower; docs/native_kernels.md).
@@ -22,6 +22,7 @@ import collections
 import contextlib
 import ctypes
 import os
+import platform
 import subprocess
 
 try:
@@ -36,6 +37,12 @@ from model_pruning.python import native_build
 
 # Weight dtypes the kernels read directly; others are cast to float32 first.
 NATIVE_DTYPES = (tf.float32, tf.float64)
+# AVG pooling rounds as TensorFlow's reduce_mean only where that adds a
+# block's cells one by one: blocks narrower and shorter than Eigen's vector
+# of the dtype (8 float32 or 4 float64 lanes in TensorFlow's x86-64 builds;
+# wider blocks are summed lane-wise, in an order the kernel does not copy).
+_AVG_POOL_MAX_SIDE = {tf.float32: 7, tf.float64: 3}
+_X86_64 = ('x86_64', 'amd64')
 _ENV_SWITCH = 'MODEL_PRUNING_NATIVE'
 _ENV_CACHE = 'MODEL_PRUNING_CACHE_DIR'
 
@@ -184,6 +191,43 @@ def mask_update_in_place(values, mask, sparsity, previous_threshold, method,
       values, *_update_inputs(values, sparsity, previous_threshold, decay),
       mask.handle, method=method, nbins=nbins, take_abs=take_abs)
   return MaskUpdate(threshold, None, *rest)
+
+
+def pools_blocks(dtype, block_dims, pooling):
+  """Whether `pool_blocks` gives TensorFlow's pool_blocks bit for bit for
+  a matrix of `dtype` in blocks of `block_dims` ([height, width], resolved)."""
+  if not available() or dtype not in NATIVE_DTYPES:
+    return False
+  if pooling == 'MAX':
+    return True  # A maximum does not depend on the order.
+  return (platform.machine().lower() in _X86_64 and
+          max(block_dims) <= _AVG_POOL_MAX_SIDE[dtype])
+
+
+def pool_blocks(values, block_dims, pooling):
+  """pruning_utils.pool_blocks of |values| (a float32/64 matrix) in one pass;
+  check `pools_blocks` first."""
+  return load().model_pruning_pool_blocks(
+      values, block_height=block_dims[0], block_width=block_dims[1],
+      pooling=pooling)
+
+
+def expand_blocks(block_mask, block_dims, shape):
+  """The float32 mask of `shape` ([height, width]) repeating each value of
+  `block_mask` over its block (pruning_utils.expand_tensor, cropped)."""
+  return load().model_pruning_expand_blocks(
+      tf.cast(block_mask, tf.float32), block_height=block_dims[0],
+      block_width=block_dims[1], height=shape[0], width=shape[1])
+
+
+def expand_blocks_in_place(block_mask, block_dims, mask, shape):
+  """`expand_blocks` writing into `mask` (a float32 resource variable whose
+  shape squeezes to `shape`) under its lock, in the variable's own buffer
+  when no read of it is alive. Returns the op."""
+  return load().model_pruning_expand_blocks_in_place(
+      tf.cast(block_mask, tf.float32), mask.handle,
+      block_height=block_dims[0], block_width=block_dims[1],
+      height=shape[0], width=shape[1])
 
 
 def m_by_n_mask(scores, m, n, take_abs):

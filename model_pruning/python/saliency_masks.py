@@ -273,23 +273,45 @@ def _pooled_scores(weights, gradients, block_dims, pooling, use_tpu):
   squeezed = [d for d in weights.get_shape().as_list() if d != 1]
   dims = _resolve_block_dims(squeezed, block_dims)
   dtype = _compute_dtype(weights.dtype)
-  matrix = tf.abs(tf.reshape(tf.cast(weights, dtype), squeezed))
-  scores = pruning_utils.pool_blocks(matrix, dims, pooling, use_tpu)
+  native = (not use_tpu and weights.get_shape().is_fully_defined() and
+            native_kernels.pools_blocks(dtype, dims, pooling))
+
+  def pool(values):
+    matrix = tf.reshape(tf.cast(values, dtype), squeezed)
+    if native:  # One pass, the same rounding.
+      return native_kernels.pool_blocks(matrix, dims, pooling)
+    return pruning_utils.pool_blocks(tf.abs(matrix), dims, pooling, use_tpu)
+
+  scores = pool(weights)
   if gradients is not None:
-    gradient_matrix = tf.abs(tf.reshape(tf.cast(gradients, dtype), squeezed))
-    scores *= pruning_utils.pool_blocks(gradient_matrix, dims, pooling,
-                                        use_tpu)
+    scores *= pool(gradients)
   return scores, dims
 
 
 def _expand_block_mask(block_mask_, dims, weight_shape):
   """Repeats each block's mask value over its block, crops, restores shape."""
   squeezed = [d for d in weight_shape if d != 1]
+  if native_kernels.available() and None not in squeezed:
+    return tf.reshape(
+        native_kernels.expand_blocks(block_mask_, dims, squeezed),
+        weight_shape)
   expanded = pruning_utils.expand_tensor(block_mask_, dims)
   if expanded.get_shape().as_list() != squeezed:
     # Edge blocks reach past the weight: crop (a copy, so only then).
     expanded = expanded[:squeezed[0], :squeezed[1]]
   return tf.reshape(expanded, weight_shape)
+
+
+def _pooled_threshold_and_mask(weights, gradients, block_dims, pooling,
+                               use_tpu, sparsity, previous_threshold, method,
+                               previous_sparsity):
+  """(threshold, float32 mask of the blocks, resolved block dims)."""
+  scores, dims = _pooled_scores(weights, gradients, block_dims, pooling,
+                                use_tpu)
+  threshold, pooled_mask = threshold_and_mask(scores, sparsity,
+                                              previous_threshold, method,
+                                              previous_sparsity)
+  return threshold, pooled_mask, dims
 
 
 def block_mask(weights, gradients, block_dims, pooling, use_tpu, sparsity,
@@ -299,13 +321,37 @@ def block_mask(weights, gradients, block_dims, pooling, use_tpu, sparsity,
   Example: a 4x4 weight with 2x2 block averages [[0.1, 0.2], [0.3, 0.4]] at
   s = 0.5 keeps the two blocks 0.3 and 0.4: rows 2-3 ones, rows 0-1 zeros.
   """
-  scores, dims = _pooled_scores(weights, gradients, block_dims, pooling,
-                                use_tpu)
-  threshold, pooled_mask = threshold_and_mask(scores, sparsity,
-                                              previous_threshold, method,
-                                              previous_sparsity)
+  threshold, pooled_mask, dims = _pooled_threshold_and_mask(
+      weights, gradients, block_dims, pooling, use_tpu, sparsity,
+      previous_threshold, method, previous_sparsity)
   return threshold, _expand_block_mask(pooled_mask, dims,
                                        weights.get_shape().as_list())
+
+
+def updates_blocks_in_place(weights, mask):
+  """Whether `block_mask_in_place` can write `mask`: the kernels loaded and
+  a local float32 resource variable of the weights' static shape."""
+  return (native_kernels.available() and
+          _plain_resource_variable(mask) and
+          mask.dtype == tf.float32 and
+          weights.get_shape().is_fully_defined() and
+          mask.get_shape() == weights.get_shape())
+
+
+def block_mask_in_place(weights, mask, block_dims, pooling, use_tpu, sparsity,
+                        previous_threshold, method, previous_sparsity=None):
+  """`block_mask` by |W| that writes the expanded mask into the variable
+  `mask` (`updates_blocks_in_place`), as `elementwise_mask_in_place` does.
+
+  Returns:
+    (new threshold, the op that writes the mask).
+  """
+  threshold, pooled_mask, dims = _pooled_threshold_and_mask(
+      weights, None, block_dims, pooling, use_tpu, sparsity,
+      previous_threshold, method, previous_sparsity)
+  squeezed = [d for d in weights.get_shape().as_list() if d != 1]
+  return threshold, native_kernels.expand_blocks_in_place(pooled_mask, dims,
+                                                          mask, squeezed)
 
 
 def scheduled_m_by_n_mask(weights, m_by_n, sparsity, target_sparsity,

@@ -1,7 +1,8 @@
 // Fused CPU kernels for the mask update (docs/native_kernels.md): one op per
 // weight computes the method's rank, the k-th largest magnitude, the
 // threshold and the mask, mostly in one pass over the weight; N:M masks in
-// one pass; and the k-th selection alone.
+// one pass; block pooling and the block mask's expansion, one pass each; and
+// the k-th selection alone.
 //
 // The TensorFlow-op pipeline (thresholds.py) materialises |w|, a cleaned copy,
 // boolean temporaries and a cast mask: about six passes over the weight, and
@@ -148,6 +149,79 @@ REGISTER_OP("ModelPruningMByNMask")
 N:M mask along axis -2 (nm_sparsity.m_by_n_mask's rule): in each group of
 n consecutive input channels, the m largest scores (|scores| when take_abs)
 survive, ties to the lower index; a last, partial group keeps at most m.
+)doc");
+
+REGISTER_OP("ModelPruningPoolBlocks")
+    .Input("values: T")
+    .Output("pooled: T")
+    .Attr("T: {float, double}")
+    .Attr("block_height: int >= 1")
+    .Attr("block_width: int >= 1")
+    .Attr("pooling: {'AVG', 'MAX'}")
+    .SetShapeFn([](InferenceContext* c) {
+      ::tensorflow::shape_inference::ShapeHandle values;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &values));
+      int64_t block_height, block_width;
+      TF_RETURN_IF_ERROR(c->GetAttr("block_height", &block_height));
+      TF_RETURN_IF_ERROR(c->GetAttr("block_width", &block_width));
+      const int64_t blocks[2] = {block_height, block_width};
+      ::tensorflow::shape_inference::DimensionHandle dims[2];
+      for (int i = 0; i < 2; ++i) {
+        const auto dim = c->Dim(values, i);
+        dims[i] = c->ValueKnown(dim)
+                      ? c->MakeDim((c->Value(dim) + blocks[i] - 1) / blocks[i])
+                      : c->UnknownDim();
+      }
+      c->set_output(0, c->Matrix(dims[0], dims[1]));
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+pruning_utils.pool_blocks of |values| (a matrix) in one pass: 'AVG' or 'MAX'
+over non-overlapping block_height x block_width blocks anchored at [0, 0].
+AVG rounds as TensorFlow's two reduce_means over the padded blocks do: each
+block row's sum, left to right, over block_width; their sum, top to bottom,
+over block_height; times (block cells / real cells) for edge blocks. MAX is
+NaN for a block holding a NaN.
+)doc");
+
+REGISTER_OP("ModelPruningExpandBlocks")
+    .Input("block_mask: float")
+    .Output("mask: float")
+    .Attr("block_height: int >= 1")
+    .Attr("block_width: int >= 1")
+    .Attr("height: int >= 0")
+    .Attr("width: int >= 0")
+    .SetShapeFn([](InferenceContext* c) {
+      ::tensorflow::shape_inference::ShapeHandle block_mask;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &block_mask));
+      int64_t height, width;
+      TF_RETURN_IF_ERROR(c->GetAttr("height", &height));
+      TF_RETURN_IF_ERROR(c->GetAttr("width", &width));
+      c->set_output(0, c->Matrix(height, width));
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+The height x width mask with mask[i, j] = block_mask[i / block_height,
+j / block_width] (pruning_utils.expand_tensor, cropped), in one pass.
+)doc");
+
+REGISTER_OP("ModelPruningExpandBlocksInPlace")
+    .Input("block_mask: float")
+    .Input("mask: resource")
+    .Attr("block_height: int >= 1")
+    .Attr("block_width: int >= 1")
+    .Attr("height: int >= 0")
+    .Attr("width: int >= 0")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      ::tensorflow::shape_inference::ShapeHandle block_mask;
+      return c->WithRank(c->input(0), 2, &block_mask);
+    })
+    .Doc(R"doc(
+ModelPruningExpandBlocks writing into `mask`, an initialized float32
+resource variable of height x width values (any shape that squeezes to it),
+under its lock: into its own buffer when nothing else holds it (no new
+buffer, nothing freed), else into a new one it then holds.
 )doc");
 
 namespace {
@@ -1399,6 +1473,300 @@ class MByNMaskOp : public OpKernel {
   bool take_abs_;
 };
 
+// sums[c] = |row[c bw]| + |row[c bw + 1]| + ..., added left to right, for
+// each block c of a row of `width` values (the last one may be cut short).
+// With the block width known at compile time the loop over blocks, which
+// carries no dependency, is unrolled and vectorized across blocks.
+template <typename T, int kWidth>
+void RowSumsOf(const T* row, int64_t width, T* sums) {
+  const int64_t full = width / kWidth;
+  for (int64_t c = 0; c < full; ++c) {
+    const T* cells = row + c * kWidth;
+    T sum = std::fabs(cells[0]);
+    for (int o = 1; o < kWidth; ++o) sum += std::fabs(cells[o]);
+    sums[c] = sum;
+  }
+  if (full * kWidth < width) {
+    T sum = 0;
+    for (int64_t j = full * kWidth; j < width; ++j) sum += std::fabs(row[j]);
+    sums[full] = sum;
+  }
+}
+
+// The larger of a and b, NaN when either is (TensorFlow's reduce_max), as
+// selects without branches: a NaN `a` stays (b > NaN is false).
+template <typename T>
+inline T MaxOrNan(T a, T b) {
+  return b != b ? b : (b > a ? b : a);
+}
+
+// maxima[c] = max |row[c bw + o]| over the block's cells, NaN if one is.
+template <typename T, int kWidth>
+void RowMaximaOf(const T* row, int64_t width, T* maxima) {
+  const int64_t full = width / kWidth;
+  for (int64_t c = 0; c < full; ++c) {
+    const T* cells = row + c * kWidth;
+    T m = std::fabs(cells[0]);
+    for (int o = 1; o < kWidth; ++o) m = MaxOrNan(m, std::fabs(cells[o]));
+    maxima[c] = m;
+  }
+  if (full * kWidth < width) {
+    T m = std::fabs(row[full * kWidth]);
+    for (int64_t j = full * kWidth + 1; j < width; ++j) {
+      m = MaxOrNan(m, std::fabs(row[j]));
+    }
+    maxima[full] = m;
+  }
+}
+
+// RowSumsOf (average) or RowMaximaOf of a row, for any block width: the
+// widths up to 8 compiled for their own.
+template <typename T>
+void RowPool(bool average, const T* row, int64_t width, int64_t block_width,
+             T* pooled) {
+#define MODEL_PRUNING_ROW_POOL_CASE(k)                               \
+  case k:                                                           \
+    return average ? RowSumsOf<T, k>(row, width, pooled)            \
+                   : RowMaximaOf<T, k>(row, width, pooled);
+  switch (block_width) {
+    MODEL_PRUNING_ROW_POOL_CASE(1)
+    MODEL_PRUNING_ROW_POOL_CASE(2)
+    MODEL_PRUNING_ROW_POOL_CASE(3)
+    MODEL_PRUNING_ROW_POOL_CASE(4)
+    MODEL_PRUNING_ROW_POOL_CASE(5)
+    MODEL_PRUNING_ROW_POOL_CASE(6)
+    MODEL_PRUNING_ROW_POOL_CASE(7)
+    MODEL_PRUNING_ROW_POOL_CASE(8)
+    default: break;
+  }
+#undef MODEL_PRUNING_ROW_POOL_CASE
+  const int64_t cols = (width + block_width - 1) / block_width;
+  for (int64_t c = 0; c < cols; ++c) {
+    const int64_t stop = std::min(width, (c + 1) * block_width);
+    T value = std::fabs(row[c * block_width]);
+    for (int64_t j = c * block_width + 1; j < stop; ++j) {
+      value = average ? value + std::fabs(row[j])
+                      : MaxOrNan(value, std::fabs(row[j]));
+    }
+    pooled[c] = value;
+  }
+}
+
+// ModelPruningPoolBlocks: one unit of work is one row of blocks. AVG keeps
+// TensorFlow's order of additions (see the op's doc).
+template <typename T>
+class PoolBlocksOp : public OpKernel {
+ public:
+  explicit PoolBlocksOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("block_height", &block_height_));
+    OP_REQUIRES_OK(context, context->GetAttr("block_width", &block_width_));
+    std::string pooling;
+    OP_REQUIRES_OK(context, context->GetAttr("pooling", &pooling));
+    average_ = pooling == "AVG";
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& values_tensor = context->input(0);
+    OP_REQUIRES(context, values_tensor.dims() == 2,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "values must be a matrix, got shape ",
+                    values_tensor.shape().DebugString())));
+    const int64_t height = values_tensor.dim_size(0);
+    const int64_t width = values_tensor.dim_size(1);
+    const int64_t bh = block_height_;
+    const int64_t bw = block_width_;
+    const int64_t rows = (height + bh - 1) / bh;
+    const int64_t cols = (width + bw - 1) / bw;
+    Tensor* pooled_tensor = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                0, TensorShape({rows, cols}), &pooled_tensor));
+    if (pooled_tensor->NumElements() == 0) return;
+    const T* values = values_tensor.flat<T>().data();
+    T* pooled = pooled_tensor->flat<T>().data();
+    const bool average = average_;
+    auto pass = [=](int64_t begin, int64_t end) {
+      std::vector<T> row_pooled(cols);
+      for (int64_t r = begin; r < end; ++r) {
+        T* out = pooled + r * cols;
+        std::fill_n(out, cols,
+                    average ? T(0) : std::numeric_limits<T>::lowest());
+        const int64_t last = std::min(height, (r + 1) * bh);
+        for (int64_t i = r * bh; i < last; ++i) {
+          RowPool(average, values + i * width, width, bw, row_pooled.data());
+          if (average) {
+            for (int64_t c = 0; c < cols; ++c) {
+              out[c] += row_pooled[c] / static_cast<T>(bw);
+            }
+          } else {
+            for (int64_t c = 0; c < cols; ++c) {
+              out[c] = MaxOrNan(out[c], row_pooled[c]);
+            }
+          }
+        }
+        if (!average) continue;
+        const int64_t real_rows = last - r * bh;
+        for (int64_t c = 0; c < cols; ++c) {
+          out[c] = out[c] / static_cast<T>(bh);
+          const int64_t real_cols = std::min(width, (c + 1) * bw) - c * bw;
+          if (real_rows < bh || real_cols < bw) {
+            // pool_blocks' correction: a float64 factor rounded to T.
+            out[c] *= static_cast<T>(static_cast<double>(bh * bw) /
+                                     static_cast<double>(real_rows *
+                                                         real_cols));
+          }
+        }
+      }
+    };
+    auto* workers = context->device()->tensorflow_cpu_worker_threads();
+    ::tensorflow::Shard(workers->num_threads, workers->workers, rows,
+                        /*cost_per_unit=*/bh * width * kCostPerElement, pass);
+  }
+
+ private:
+  int64_t block_height_;
+  int64_t block_width_;
+  bool average_;
+};
+
+// out[j] = blocks[j / kWidth] for a mask row of `width` values.
+template <int kWidth>
+void ExpandRowOf(const float* blocks, int64_t width, float* out) {
+  const int64_t full = width / kWidth;
+  for (int64_t c = 0; c < full; ++c) {
+    for (int o = 0; o < kWidth; ++o) out[c * kWidth + o] = blocks[c];
+  }
+  for (int64_t j = full * kWidth; j < width; ++j) out[j] = blocks[full];
+}
+
+// ExpandRowOf for any block width: the widths up to 8 compiled for their own.
+inline void ExpandRow(const float* blocks, int64_t width, int64_t block_width,
+                      float* out) {
+  switch (block_width) {
+    case 1: return ExpandRowOf<1>(blocks, width, out);
+    case 2: return ExpandRowOf<2>(blocks, width, out);
+    case 3: return ExpandRowOf<3>(blocks, width, out);
+    case 4: return ExpandRowOf<4>(blocks, width, out);
+    case 5: return ExpandRowOf<5>(blocks, width, out);
+    case 6: return ExpandRowOf<6>(blocks, width, out);
+    case 7: return ExpandRowOf<7>(blocks, width, out);
+    case 8: return ExpandRowOf<8>(blocks, width, out);
+    default: break;
+  }
+  for (int64_t j = 0; j < width; ++j) out[j] = blocks[j / block_width];
+}
+
+// The dimensions of `shape` other than 1.
+inline std::vector<int64_t> Squeezed(const TensorShape& shape) {
+  std::vector<int64_t> dims;
+  for (int i = 0; i < shape.dims(); ++i) {
+    if (shape.dim_size(i) != 1) dims.push_back(shape.dim_size(i));
+  }
+  return dims;
+}
+
+// ModelPruningExpandBlocks and its in-place variant: one unit of work is one
+// row of blocks.
+class ExpandBlocksOp : public OpKernel {
+ public:
+  explicit ExpandBlocksOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("block_height", &block_height_));
+    OP_REQUIRES_OK(context, context->GetAttr("block_width", &block_width_));
+    OP_REQUIRES_OK(context, context->GetAttr("height", &height_));
+    OP_REQUIRES_OK(context, context->GetAttr("width", &width_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& blocks_tensor = context->input(0);
+    const int64_t bh = block_height_;
+    const int64_t bw = block_width_;
+    const int64_t height = height_;
+    const int64_t width = width_;
+    const int64_t cols = (width + bw - 1) / bw;
+    OP_REQUIRES(
+        context,
+        blocks_tensor.dims() == 2 &&
+            blocks_tensor.dim_size(0) == (height + bh - 1) / bh &&
+            blocks_tensor.dim_size(1) == cols,
+        absl::InvalidArgumentError(absl::StrCat(
+            "block_mask must be [", (height + bh - 1) / bh, ", ", cols,
+            "] for a ", height, "x", width, " mask of ", bh, "x", bw,
+            " blocks, got shape ", blocks_tensor.shape().DebugString())));
+    if (context->num_inputs() == 1) {
+      Tensor* mask_tensor = nullptr;
+      OP_REQUIRES_OK(context, context->allocate_output(
+                                  0, TensorShape({height, width}),
+                                  &mask_tensor));
+      Expand(context, blocks_tensor, mask_tensor);
+      return;
+    }
+    // In place: the mask variable's buffer, under its lock for the update.
+    ::tensorflow::core::RefCountPtr<::tensorflow::Var> variable;
+    OP_REQUIRES_OK(context,
+                   ::tensorflow::LookupResource(
+                       context, ::tensorflow::HandleFromInput(context, 1),
+                       &variable));
+    ::tensorflow::mutex_lock lock(*variable->mu());
+    Tensor* mask_tensor = variable->tensor();
+    OP_REQUIRES(
+        context,
+        variable->is_initialized &&
+            mask_tensor->dtype() == ::tensorflow::DT_FLOAT &&
+            Squeezed(mask_tensor->shape()) ==
+                Squeezed(TensorShape({height, width})),
+        absl::InvalidArgumentError(absl::StrCat(
+            "mask must be an initialized float32 variable of ", height, "x",
+            width, " values (up to dimensions of 1), got ",
+            variable->is_initialized ? "" : "an uninitialized ",
+            ::tensorflow::DataTypeString(mask_tensor->dtype()), " ",
+            mask_tensor->shape().DebugString(),
+            "; run the initializers first")));
+    if (!mask_tensor->RefCountIsOne()) {
+      // A read of the mask is still alive: leave it its buffer. Every entry
+      // is written below, so the new one needs no copy.
+      Tensor fresh;
+      OP_REQUIRES_OK(context,
+                     context->allocate_temp(::tensorflow::DT_FLOAT,
+                                            mask_tensor->shape(), &fresh));
+      *mask_tensor = fresh;
+    }
+    Expand(context, blocks_tensor, mask_tensor);
+  }
+
+ private:
+  // Writes every entry of `mask_tensor` (height x width values).
+  void Expand(OpKernelContext* context, const Tensor& blocks_tensor,
+              Tensor* mask_tensor) {
+    const int64_t bh = block_height_;
+    const int64_t bw = block_width_;
+    const int64_t height = height_;
+    const int64_t width = width_;
+    const int64_t cols = (width + bw - 1) / bw;
+    if (mask_tensor->NumElements() == 0) return;
+    const float* blocks = blocks_tensor.flat<float>().data();
+    float* mask = mask_tensor->flat<float>().data();
+    const int64_t rows = (height + bh - 1) / bh;
+    auto pass = [=](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        // The block row's first mask row, then copies of it.
+        float* first = mask + r * bh * width;
+        ExpandRow(blocks + r * cols, width, bw, first);
+        const int64_t last = std::min(height, (r + 1) * bh);
+        for (int64_t i = r * bh + 1; i < last; ++i) {
+          std::memcpy(mask + i * width, first, width * sizeof(float));
+        }
+      }
+    };
+    auto* workers = context->device()->tensorflow_cpu_worker_threads();
+    ::tensorflow::Shard(workers->num_threads, workers->workers, rows,
+                        /*cost_per_unit=*/bh * width, pass);
+  }
+
+  int64_t block_height_;
+  int64_t block_width_;
+  int64_t height_;
+  int64_t width_;
+};
+
 #define REGISTER_KERNELS(T)                                            \
   REGISTER_KERNEL_BUILDER(Name("ModelPruningKthLargest")               \
                               .Device(DEVICE_CPU)                      \
@@ -1418,11 +1786,21 @@ class MByNMaskOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("ModelPruningMByNMask")                 \
                               .Device(DEVICE_CPU)                      \
                               .TypeConstraint<T>("T"),                 \
-                          MByNMaskOp<T>);
+                          MByNMaskOp<T>);                              \
+  REGISTER_KERNEL_BUILDER(Name("ModelPruningPoolBlocks")               \
+                              .Device(DEVICE_CPU)                      \
+                              .TypeConstraint<T>("T"),                 \
+                          PoolBlocksOp<T>);
 
 REGISTER_KERNELS(float);
 REGISTER_KERNELS(double);
 #undef REGISTER_KERNELS
+
+REGISTER_KERNEL_BUILDER(Name("ModelPruningExpandBlocks").Device(DEVICE_CPU),
+                        ExpandBlocksOp);
+REGISTER_KERNEL_BUILDER(
+    Name("ModelPruningExpandBlocksInPlace").Device(DEVICE_CPU),
+    ExpandBlocksOp);
 
 }  // namespace
 }  // namespace model_pruning
