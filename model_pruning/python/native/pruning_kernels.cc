@@ -1218,6 +1218,41 @@ Ranks RanksFor(Method method, int64_t size, float sparsity) {
 // One weight's whole mask update: the method's rank, the k-th selection
 // whose pass writes the provisional mask, the threshold, and the mask
 // entries in the band (or, when the threshold left it, every entry).
+// Runs write(mask) on the float32 mask variable at input `index`, under its
+// lock: on the variable's own buffer when no read of it is alive, else on a
+// new one the variable then holds (write sets every entry: no copy).
+// `fits(shape)` checks the variable's shape, which `wanted` describes.
+template <typename Fits, typename Write>
+void WriteMaskVariable(OpKernelContext* context, int index, Fits fits,
+                       const std::string& wanted, Write write) {
+  ::tensorflow::core::RefCountPtr<::tensorflow::Var> variable;
+  OP_REQUIRES_OK(context,
+                 ::tensorflow::LookupResource(
+                     context, ::tensorflow::HandleFromInput(context, index),
+                     &variable));
+  ::tensorflow::mutex_lock lock(*variable->mu());
+  Tensor* mask_tensor = variable->tensor();
+  OP_REQUIRES(
+      context,
+      variable->is_initialized &&
+          mask_tensor->dtype() == ::tensorflow::DT_FLOAT &&
+          fits(mask_tensor->shape()),
+      absl::InvalidArgumentError(absl::StrCat(
+          "mask must be an initialized float32 variable of ", wanted,
+          ", got ", variable->is_initialized ? "" : "an uninitialized ",
+          ::tensorflow::DataTypeString(mask_tensor->dtype()), " ",
+          mask_tensor->shape().DebugString(),
+          "; run the initializers first")));
+  if (!mask_tensor->RefCountIsOne()) {
+    Tensor fresh;
+    OP_REQUIRES_OK(context,
+                   context->allocate_temp(::tensorflow::DT_FLOAT,
+                                          mask_tensor->shape(), &fresh));
+    *mask_tensor = fresh;
+  }
+  write(mask_tensor);
+}
+
 template <typename T>
 class MaskUpdateOp : public OpKernel {
  public:
@@ -1258,35 +1293,16 @@ class MaskUpdateOp : public OpKernel {
       return;
     }
     // In place: the mask variable's buffer, under its lock for the update.
-    ::tensorflow::core::RefCountPtr<::tensorflow::Var> variable;
-    OP_REQUIRES_OK(context,
-                   ::tensorflow::LookupResource(
-                       context, ::tensorflow::HandleFromInput(context, 4),
-                       &variable));
-    ::tensorflow::mutex_lock lock(*variable->mu());
-    Tensor* mask_tensor = variable->tensor();
-    OP_REQUIRES(
-        context,
-        variable->is_initialized &&
-            mask_tensor->dtype() == ::tensorflow::DT_FLOAT &&
-            mask_tensor->shape() == values_tensor.shape(),
-        absl::InvalidArgumentError(absl::StrCat(
-            "mask must be an initialized float32 variable of the values' "
-            "shape ", values_tensor.shape().DebugString(), ", got ",
-            variable->is_initialized ? "" : "an uninitialized ",
-            ::tensorflow::DataTypeString(mask_tensor->dtype()), " ",
-            mask_tensor->shape().DebugString(),
-            "; run the initializers first")));
-    if (!mask_tensor->RefCountIsOne()) {
-      // A read of the mask is still alive: leave it its buffer. Every entry
-      // is written below, so the new one needs no copy.
-      Tensor fresh;
-      OP_REQUIRES_OK(context,
-                     context->allocate_temp(::tensorflow::DT_FLOAT,
-                                            values_tensor.shape(), &fresh));
-      *mask_tensor = fresh;
-    }
-    Update(context, mask_tensor->flat<float>().data(), /*first_output=*/1);
+    WriteMaskVariable(
+        context, 4,
+        [&](const TensorShape& shape) {
+          return shape == values_tensor.shape();
+        },
+        absl::StrCat("the values' shape ", values_tensor.shape().DebugString()),
+        [&](Tensor* mask_tensor) {
+          Update(context, mask_tensor->flat<float>().data(),
+                 /*first_output=*/1);
+        });
   }
 
  private:
@@ -1699,37 +1715,16 @@ class ExpandBlocksOp : public OpKernel {
       Expand(context, blocks_tensor, mask_tensor);
       return;
     }
-    // In place: the mask variable's buffer, under its lock for the update.
-    ::tensorflow::core::RefCountPtr<::tensorflow::Var> variable;
-    OP_REQUIRES_OK(context,
-                   ::tensorflow::LookupResource(
-                       context, ::tensorflow::HandleFromInput(context, 1),
-                       &variable));
-    ::tensorflow::mutex_lock lock(*variable->mu());
-    Tensor* mask_tensor = variable->tensor();
-    OP_REQUIRES(
-        context,
-        variable->is_initialized &&
-            mask_tensor->dtype() == ::tensorflow::DT_FLOAT &&
-            Squeezed(mask_tensor->shape()) ==
-                Squeezed(TensorShape({height, width})),
-        absl::InvalidArgumentError(absl::StrCat(
-            "mask must be an initialized float32 variable of ", height, "x",
-            width, " values (up to dimensions of 1), got ",
-            variable->is_initialized ? "" : "an uninitialized ",
-            ::tensorflow::DataTypeString(mask_tensor->dtype()), " ",
-            mask_tensor->shape().DebugString(),
-            "; run the initializers first")));
-    if (!mask_tensor->RefCountIsOne()) {
-      // A read of the mask is still alive: leave it its buffer. Every entry
-      // is written below, so the new one needs no copy.
-      Tensor fresh;
-      OP_REQUIRES_OK(context,
-                     context->allocate_temp(::tensorflow::DT_FLOAT,
-                                            mask_tensor->shape(), &fresh));
-      *mask_tensor = fresh;
-    }
-    Expand(context, blocks_tensor, mask_tensor);
+    // In place: the mask variable's buffer, under its lock for the write.
+    const std::vector<int64_t> squeezed =
+        Squeezed(TensorShape({height, width}));
+    WriteMaskVariable(
+        context, 1,
+        [&](const TensorShape& shape) { return Squeezed(shape) == squeezed; },
+        absl::StrCat(height, "x", width, " values (up to dimensions of 1)"),
+        [&](Tensor* mask_tensor) {
+          Expand(context, blocks_tensor, mask_tensor);
+        });
   }
 
  private:
