@@ -178,10 +178,11 @@ REGISTER_OP("ModelPruningPoolBlocks")
     .Doc(R"doc(
 pruning_utils.pool_blocks of |values| (a matrix) in one pass: 'AVG' or 'MAX'
 over non-overlapping block_height x block_width blocks anchored at [0, 0].
-AVG rounds as TensorFlow's two reduce_means over the padded blocks do: each
-block row's sum, left to right, over block_width; their sum, top to bottom,
-over block_height; times (block cells / real cells) for edge blocks. MAX is
-NaN for a block holding a NaN.
+AVG adds as TensorFlow's two reduce_means over the padded blocks do for
+blocks narrower and shorter than Eigen's vector (native_kernels
+.pools_blocks): each block row's sum, left to right, over block_width;
+their sum, top to bottom, over block_height; times (block cells / real
+cells) for edge blocks. MAX is NaN for a block holding a NaN.
 )doc");
 
 REGISTER_OP("ModelPruningExpandBlocks")
