@@ -6,6 +6,7 @@ and check that no mask/threshold node is left and the outputs are exactly
 equal.
 """
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -595,3 +596,13 @@ def test_group_pruned_checkpoint_strips_without_below_target(tmp_path):
   assert a.group == b.group == 'g1'
   assert a.zero_fraction > 0.75 > b.zero_fraction
   assert a.group_zero_fraction == pytest.approx(0.75)
+
+
+def test_shortfall_allowance_of_a_nan_block_is_quiet():
+  value = np.array([[np.nan, np.nan, 1.0, 2.0], [np.nan, np.nan, 3.0, 4.0]])
+  method = shortfall.PruningMethod('histogram', 4, (2, 2), 'AVG')
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')
+    # The NaN block pools to NaN (not kept); the kept block (2.5) alone is
+    # within a bin (0.625) of the smallest kept: one block, plus its cells.
+    assert shortfall.shortfall_allowance([value], method) == (4 + 4) / 8

@@ -7,6 +7,7 @@ that share from the folded weights alone (pure numpy), for the strip
 report's below-target check.
 """
 import collections
+import warnings
 
 import numpy as np
 
@@ -34,12 +35,19 @@ def _unit_scores(value, block_dims, pooling):
   block = [squeezed[i] if block_dims[i] == -1 else block_dims[i]
            for i in range(2)]
   rows, cols = (-(-squeezed[i] // block[i]) for i in range(2))
+  shape = (rows, block[0], cols, block[1])
   padded = np.full((rows * block[0], cols * block[1]), np.nan)
   padded[:squeezed[0], :squeezed[1]] = magnitudes.reshape(squeezed)
-  blocks = padded.reshape(rows, block[0], cols, block[1])
+  real = np.zeros(padded.shape, bool)
+  real[:squeezed[0], :squeezed[1]] = True
   pool = np.nanmax if pooling == 'MAX' else np.nanmean
-  cells = np.sum(~np.isnan(blocks), axis=(1, 3)).ravel()
-  return pool(blocks, axis=(1, 3)).ravel(), cells.astype(np.float64)
+  with warnings.catch_warnings():
+    # A block of NaN weights only pools to NaN, which no comparison keeps,
+    # without numpy's empty-slice warning.
+    warnings.simplefilter('ignore', RuntimeWarning)
+    scores = pool(padded.reshape(shape), axis=(1, 3)).ravel()
+  cells = np.sum(real.reshape(shape), axis=(1, 3)).ravel()
+  return scores, cells.astype(np.float64)
 
 
 def shortfall_allowance(values, method=None):
@@ -68,6 +76,6 @@ def shortfall_allowance(values, method=None):
   allowance = cells.max()
   kept = scores > 0
   if method.method == 'histogram' and kept.any():
-    width = scores.max() / method.nbins
+    width = scores[kept].max() / method.nbins
     allowance += cells[kept & (scores < scores[kept].min() + width)].sum()
   return float(allowance / cells.sum())
