@@ -43,13 +43,14 @@ def target_sparsity(step, hparams_dicts, weight_name=None):
   return targets.pop()
 
 
-def _weight_settings(spec, weight_name):
-  """pruning_spec.WeightSettings of `weight_name` (None: the spec's own)."""
+def _weight_settings(spec, plan, weight_name):
+  """pruning_spec.WeightSettings of `weight_name` under `spec` and its
+  PruningPlan `plan` (weight_name None: the spec's own)."""
   if weight_name is None:
     return pruning_spec.WeightSettings(
         target=None, block_dims=[spec.block_height, spec.block_width],
         m_by_n=spec.sparsity_m_by_n or None, excluded=False)
-  return pruning_spec.PruningPlan(spec).for_weight(weight_name)
+  return plan.for_weight(weight_name)
 
 
 def _method(spec, block_dims, m_by_n=None):
@@ -82,7 +83,8 @@ def pruning_method(hparams_dicts, weight_name=None):
   cannot be parsed.
   """
   def judge(spec):
-    settings = _weight_settings(spec, weight_name)
+    plan = None if weight_name is None else pruning_spec.PruningPlan(spec)
+    settings = _weight_settings(spec, plan, weight_name)
     return _method(spec, settings.block_dims, settings.m_by_n)
   return _agreed(hparams_dicts, judge)
 
@@ -111,7 +113,7 @@ def joint_group(step, hparams_dicts, group, weight_names):
       return None
     members = []
     for name in weight_names:
-      settings = _weight_settings(spec, name)
+      settings = _weight_settings(spec, plan, name)
       if settings.m_by_n is None and not settings.excluded:
         members.append(name)
     target = pruning_schedule.Schedule.from_hparams(spec).sparsity(

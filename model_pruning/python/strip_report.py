@@ -80,9 +80,10 @@ def weight_reports(folded_weights, step, hparams_dicts, groups=None):
     groups: {group: [masked weight node names]} of `apply_mask_with_group`
       (checkpoint_state.PruningState.groups), or None.
   """
-  reports = []
+  reports, values = [], []
   for folded in folded_weights:
     value = np.asarray(folded.value)
+    values.append(value)
     all_ones = None
     if folded.mask is not None:
       all_ones = bool(np.all(np.asarray(folded.mask) == 1))
@@ -94,7 +95,6 @@ def weight_reports(folded_weights, step, hparams_dicts, groups=None):
             step, hparams_dicts, folded.weight_name),
         mask_all_ones=all_ones, dense_bytes=int(value.nbytes),
         allowance=shortfall.shortfall_allowance([value], method)))
-  values = [np.asarray(folded.value) for folded in folded_weights]
   return _judged_with_groups(reports, values, step, hparams_dicts,
                              groups or {})
 
