@@ -93,3 +93,64 @@ def test_from_hparams_reads_every_schedule_hparam():
           schedule.begin_pruning_step, schedule.end_pruning_step,
           schedule.frequency) == (0.1, 0.6, 2, 12, 2.0, 1, 20, 3)
   assert np.isclose(schedule.sparsity(7), 0.6 - 0.5 * 0.5 ** 2)
+
+
+def _expected_masks_step(step, last, first_missed, end):
+  """What a checkpoint at `step` should be judged at, from a simulated run:
+  the last update's step unless a due update was skipped before `step` or
+  the window closed before it."""
+  if (first_missed is not None and first_missed < step) or 0 <= end < step:
+    return step
+  return last
+
+
+@pytest.mark.parametrize('pause_at', [None, 0, 23, 61], ids=str)
+@pytest.mark.parametrize('name', sorted(_SCHEDULES))
+def test_masks_step_follows_a_step_by_step_run(name, pause_at):
+  """The conditional update runs every step until `pause_at` (a hook that
+  stopped), then no more; checkpoints saved before and after each step's
+  run answer to the last update until a due update is skipped before them,
+  or the pruning window closes."""
+  schedule = pruning_schedule.Schedule(**_SCHEDULES[name])
+  end = schedule.end_pruning_step
+  last, first_missed = 0, None
+  for step in range(200):
+    assert schedule.masks_step(step, last) == _expected_masks_step(
+        step, last, first_missed, end), ('before', step)
+    if ref.is_update_step(step, last, begin=schedule.begin_pruning_step,
+                          end=end, frequency=schedule.frequency):
+      if pause_at is None or step < pause_at:
+        last = step
+      elif first_missed is None:
+        first_missed = step
+    assert schedule.masks_step(step, last) == _expected_masks_step(
+        step, last, first_missed, end), ('after', step)
+
+
+@pytest.mark.parametrize('step,last,expected', [
+    (25, 20, 20),    # between updates
+    (30, 20, 20),    # the update due at 30 not run yet (saver hook first)
+    (31, 20, 31),    # the one due at 30 was skipped
+    (5, 0, 0),       # none due yet: the first falls at f = 10
+    (15, 0, 15),     # the first was skipped
+    (25, None, 25),  # no last_mask_update_step in the checkpoint
+    (25, 40, 25),    # a later update than the step: not this run's
+    (25, -1, 25),
+])
+def test_masks_step_by_hand(step, last, expected):
+  assert pruning_schedule.Schedule().masks_step(step, last) == expected
+
+
+@pytest.mark.parametrize('step,last,expected', [
+    (99, 90, 90),     # next due at 100, the window's last step
+    (100, 90, 90),    # ... not run yet
+    (100, 100, 100),
+    (105, 100, 105),  # the window closed: judged by the schedule
+    (45, 0, 0),       # the first update falls at begin_pruning_step = 50
+    (50, 0, 0),
+    (51, 0, 51),
+])
+def test_masks_step_in_a_pruning_window_by_hand(step, last, expected):
+  schedule = pruning_schedule.Schedule(begin_pruning_step=50,
+                                       end_pruning_step=100)
+  assert schedule.masks_step(step, last) == expected

@@ -287,7 +287,8 @@ def test_read_pruning_state_recovers_step_and_schedule(
 
 def test_read_pruning_state_without_hparams(tmp_path):
   _single_layer_checkpoint(tmp_path, step=7)
-  assert lib.read_pruning_state(str(tmp_path)) == lib.PruningState(7, [], {})
+  assert lib.read_pruning_state(str(tmp_path)) == lib.PruningState(
+      7, [], {}, {})
 
 
 @pytest.mark.parametrize('output_node_names,message', [
@@ -606,3 +607,100 @@ def test_shortfall_allowance_of_a_nan_block_is_quiet():
     # The NaN block pools to NaN (not kept); the kept block (2.5) alone is
     # within a bin (0.625) of the smallest kept: one block, plus its cells.
     assert shortfall.shortfall_allowance([value], method) == (4 + 4) / 8
+
+
+# --- below target: judged at the step the masks should hold ------------------
+
+# Cubic ramp to 0.9 over 100 steps, an update every 10: s(20) = 0.4392 and
+# s(29) = 0.5779, 14 points apart.
+_RAMP = dict(target_sparsity=0.9, sparsity_function_end_step=100,
+             pruning_frequency=10)
+
+
+def _pruned_to(sparsity, shape=(40, 40)):
+  """A weight of distinct magnitudes whose mask zeroes its smallest
+  `sparsity` share (rounded to whole cells)."""
+  weight = np.arange(1, 1 + np.prod(shape), dtype=np.float32).reshape(shape)
+  mask = (weight > np.round(sparsity * weight.size)).astype(np.float32)
+  return _folded(weight, mask)
+
+
+@pytest.mark.parametrize('step,last,target_step,flagged', [
+    pytest.param(29, {'model_pruning': 20}, 20, False, id='between_updates'),
+    pytest.param(30, {'model_pruning': 20}, 20, False, id='update_due_now'),
+    pytest.param(31, {'model_pruning': 20}, 31, True, id='update_skipped'),
+    pytest.param(29, None, 29, True, id='last_update_unknown'),
+    pytest.param(29, {'other_spec': 20}, 29, True, id='other_spec_name'),
+])
+def test_targets_are_read_at_the_last_update_unless_one_was_missed(
+    step, last, target_step, flagged):
+  expected = ref.scheduled_sparsity(target_step, target=0.9)
+  (report,) = strip_report.weight_reports(
+      [_pruned_to(ref.scheduled_sparsity(20, target=0.9))], step, [_RAMP],
+      last_update_steps=last)
+  assert report.target_step == target_step
+  assert report.target_sparsity == pytest.approx(expected, abs=1e-12)
+  assert bool(strip_report.below_target([report])) == flagged
+  table = strip_report.format_table([report], step=step)
+  assert ('targets as of the last mask update, step 20' in table) == (
+      target_step == 20)
+
+
+def test_specs_read_at_different_steps_have_no_single_target_step():
+  specs = [dict(_RAMP, name='a'), dict(_RAMP, name='b', target_sparsity=0.5)]
+  last = {'a': 20, 'b': 10}
+  assert stored_specs.target_step(29, specs, last) is None
+  assert stored_specs.target_step(29, specs[:1], last) == 20
+  (report,) = strip_report.weight_reports([_pruned_to(0.5)], 29, specs,
+                                          last_update_steps=last)
+  assert report.target_sparsity is None  # the specs disagree
+  assert report.target_step is None
+
+
+def _ramp_checkpoint(checkpoint_dir, updates, save_at):
+  """A 32x32 weight pruned inside variable scope 'tower' by the conditional
+  update, run at each step of `updates`; saved at global step `save_at`.
+  Returns the checkpoint's PruningState and the strip result."""
+  hparams = ('target_sparsity=0.9,sparsity_function_end_step=100,'
+             'pruning_frequency=10,threshold_method=sort,threshold_decay=0.0')
+  with tf.Graph().as_default():
+    step = tf.compat.v1.train.get_or_create_global_step()
+    with tf.compat.v1.variable_scope('tower'):
+      weight = tf.compat.v1.get_variable('weights', initializer=np.random.
+                                         default_rng(3).normal(size=(32, 32))
+                                         .astype(np.float32))
+      tf.identity(tf.matmul(tf.ones([1, 32]), pruning.apply_mask(weight)),
+                  name='output')
+      p = pruning.Pruning(pruning.get_pruning_hparams().parse(hparams),
+                          global_step=step)
+      update = p.conditional_mask_update_op()
+    with _session() as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      for t in updates:
+        sess.run(step.assign(t))
+        sess.run(update)
+      sess.run(step.assign(save_at))
+      tf.compat.v1.train.Saver().save(sess, str(checkpoint_dir / 'model.ckpt'),
+                                      global_step=step)
+  return (lib.read_pruning_state(str(checkpoint_dir)),
+          strip_checkpoint.strip_checkpoint(
+              str(checkpoint_dir), ['tower/output'],
+              str(checkpoint_dir / 'out.pb')))
+
+
+@pytest.mark.parametrize('save_at,flagged', [
+    pytest.param(29, False, id='mid_cycle'),
+    pytest.param(45, True, id='updates_stopped'),
+])
+def test_checkpoint_between_updates_is_on_target(tmp_path, save_at, flagged):
+  """Updates at 10 and 20, saved at 29 (next due at 30) or 45 (the one due
+  at 30 and 40 never ran): only the second is below its schedule."""
+  state, result = _ramp_checkpoint(tmp_path, updates=range(25),
+                                   save_at=save_at)
+  # Found under the outer variable scope: tower/model_pruning/...
+  assert state.last_update_steps == {'model_pruning': 20}
+  (report,) = result.reports
+  assert report.zero_fraction == pytest.approx(
+      ref.scheduled_sparsity(20, target=0.9), abs=1.0 / 1024)
+  assert report.target_step == (save_at if flagged else 20)
+  assert bool(result.below_target) == flagged

@@ -15,16 +15,19 @@ import tensorflow as tf
 
 from google.protobuf import message as protobuf_message
 from model_pruning.python import graph_keys
+from model_pruning.python import pruning_spec
 
 GLOBAL_STEP_NAME = 'global_step'
 
 # What a checkpoint says about its pruning run: the global step (None when the
 # checkpoint has no `global_step` variable), the hparams dicts stored by
-# each `Pruning` object of the graph (empty when none) and the pruning groups
-# of `apply_mask_with_group`, {group: [masked weight node names]}.
-PruningState = collections.namedtuple('PruningState',
-                                      ['global_step', 'hparams', 'groups'],
-                                      defaults=(None,))
+# each `Pruning` object of the graph (empty when none), the pruning groups
+# of `apply_mask_with_group`, {group: [masked weight node names]}, and the
+# step of each spec's last mask update, {spec name: `last_mask_update_step`}
+# (specs whose variable the checkpoint lacks are left out).
+PruningState = collections.namedtuple(
+    'PruningState', ['global_step', 'hparams', 'groups', 'last_update_steps'],
+    defaults=(None, None))
 
 
 def resolve_checkpoint(checkpoint):
@@ -128,6 +131,26 @@ def _groups_from_meta_graph(meta_graph):
   return groups
 
 
+def _last_update_steps(reader, hparams):
+  """{spec name: its `<name>/last_mask_update_step`} for each stored spec.
+
+  The variable sits in the spec's variable scope, under any scope the
+  `Pruning` object was built in: a unique key ending in
+  '<name>/last_mask_update_step' is taken; with none, or several (same-named
+  specs in several scopes), the spec is left out.
+  """
+  keys = list(reader.get_variable_to_shape_map())
+  default_name = pruning_spec.default_hparams().name
+  steps = {}
+  for name in {d.get('name', default_name) for d in hparams}:
+    suffix = '%s/%s' % (name, graph_keys.LAST_MASK_UPDATE_STEP_NAME)
+    matches = [key for key in keys
+               if key == suffix or key.endswith('/' + suffix)]
+    if len(matches) == 1:
+      steps[name] = int(reader.get_tensor(matches[0]))
+  return steps
+
+
 def read_pruning_state(checkpoint):
   """Reads the global step and the stored pruning hparams of a checkpoint.
 
@@ -136,7 +159,8 @@ def read_pruning_state(checkpoint):
 
   Returns:
     A PruningState(global_step=int or None, hparams=[dict, ...],
-    groups={group: [masked weight node name, ...]}).
+    groups={group: [masked weight node name, ...]},
+    last_update_steps={spec name: int}).
   """
   prefix = resolve_checkpoint(checkpoint)
   meta_graph = read_meta_graph(prefix)
@@ -146,8 +170,10 @@ def read_pruning_state(checkpoint):
     reader = tf.train.load_checkpoint(prefix)
     if reader.has_tensor(GLOBAL_STEP_NAME):
       step = int(reader.get_tensor(GLOBAL_STEP_NAME))
+    last_update_steps = _last_update_steps(reader, hparams)
   except (ValueError, IndexError, tf.errors.OpError) as error:
     raise ValueError('Could not read checkpoint %s: %s' %
                      (prefix, error_summary(error))) from None
   return PruningState(global_step=step, hparams=hparams,
-                      groups=_groups_from_meta_graph(meta_graph))
+                      groups=_groups_from_meta_graph(meta_graph),
+                      last_update_steps=last_update_steps)

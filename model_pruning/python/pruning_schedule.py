@@ -136,6 +136,24 @@ class Schedule:
         tf.less_equal(last_update_step + self.frequency, step),
         name='is_mask_update_step')
 
+  def masks_step(self, step, last_update_step):
+    """The step whose sparsity masks saved at `step` should hold.
+
+    That of the last update (`last_mask_update_step`) while no later one
+    was missed: the next falls due at n = max(b, last + f), and a checkpoint
+    may be saved at n before that step's update runs (a saver hook ahead of
+    the pruning hook). Else `step`: an update fell due before `step` and did
+    not run (n < step), or the window closed before `step` (e_p < step) and
+    the masks stay at the last update's sparsity, short of the schedule. Also
+    `step` when `last` is unknown (None) or after `step` (not this run's).
+    """
+    if last_update_step is None or not 0 <= last_update_step <= step:
+      return step
+    next_due = max(self.begin_pruning_step, last_update_step + self.frequency)
+    if next_due < step or 0 <= self.end_pruning_step < step:
+      return step
+    return last_update_step
+
   # Where the updates fall (the op run once per step from step 0) -------------
 
   def first_update_step(self):

@@ -11,16 +11,48 @@ from model_pruning.python import pruning_schedule
 from model_pruning.python import pruning_spec
 from model_pruning.python import shortfall
 
-def _target_for_spec(step, hparams_dict, weight_name):
-  """One stored spec's target for `weight_name` at `step`; None if unknown."""
+
+def masks_step(step, hparams_dict, last_update_steps=None):
+  """The step whose sparsity one stored spec's masks should hold in a
+  checkpoint saved at `step`: its last update's while none was missed since
+  (`Schedule.masks_step`), else `step`.
+
+  Args:
+    step: the checkpoint's global step.
+    hparams_dict: one stored spec.
+    last_update_steps: {spec name: last_mask_update_step} read from the
+      checkpoint, or None.
+
+  Raises:
+    ValueError: the spec cannot be parsed.
+  """
+  return _spec_masks_step(pruning_spec.as_full_spec(hparams_dict), step,
+                          last_update_steps)
+
+
+def _spec_masks_step(spec, step, last_update_steps):
+  """`masks_step` of a full spec (HParams)."""
+  last = (last_update_steps or {}).get(spec.name)
+  return pruning_schedule.Schedule.from_hparams(spec).masks_step(step, last)
+
+
+def _target_for_spec(step, hparams_dict, weight_name, last_update_steps):
+  """One stored spec's target for `weight_name` at the step its masks should
+  hold; None if unknown."""
   try:
-    return pruning_spec.scheduled_sparsity(step, hparams_dict, weight_name)
+    return pruning_spec.scheduled_sparsity(
+        masks_step(step, hparams_dict, last_update_steps), hparams_dict,
+        weight_name)
   except ValueError:
     return None
 
 
-def target_sparsity(step, hparams_dicts, weight_name=None):
-  """The sparsity the stored schedule asks for at `step`, or None if unknown.
+def target_sparsity(step, hparams_dicts, weight_name=None,
+                    last_update_steps=None):
+  """The sparsity the stored schedule asks of the masks, or None if unknown.
+
+  That is the schedule at the last mask update's step while no update was
+  missed since (`masks_step`), else at the checkpoint's step.
 
   Args:
     step: the checkpoint's global step, or None if it has none.
@@ -28,6 +60,8 @@ def target_sparsity(step, hparams_dicts, weight_name=None):
       decoded from their JSON.
     weight_name: the weight's op name (e.g. 'conv1/weights'), for
       `weight_sparsity_map` and `do_not_prune`.
+    last_update_steps: {spec name: last_mask_update_step}, or None (the
+      schedule is then read at `step`).
 
   Returns:
     A float, or None when the step or hparams are missing, or when several
@@ -36,11 +70,23 @@ def target_sparsity(step, hparams_dicts, weight_name=None):
   """
   if step is None or not hparams_dicts:
     return None
-  targets = {_target_for_spec(step, d, weight_name)
+  targets = {_target_for_spec(step, d, weight_name, last_update_steps)
              for d in hparams_dicts}
   if len(targets) != 1:
     return None
   return targets.pop()
+
+
+def target_step(step, hparams_dicts, last_update_steps=None):
+  """The step every stored spec reads its schedule at (`masks_step`), or
+  None when unknown or when they differ."""
+  if step is None or not hparams_dicts:
+    return None
+  try:
+    steps = {masks_step(step, d, last_update_steps) for d in hparams_dicts}
+  except ValueError:
+    return None
+  return steps.pop() if len(steps) == 1 else None
 
 
 def _weight_settings(spec, plan, weight_name):
@@ -97,10 +143,12 @@ JointGroup = collections.namedtuple('JointGroup',
                                     ['target', 'method', 'members'])
 
 
-def joint_group(step, hparams_dicts, group, weight_names):
+def joint_group(step, hparams_dicts, group, weight_names,
+                last_update_steps=None):
   """The JointGroup every stored spec makes of `group`, or None.
 
-  None when the specs disagree, when one does not prune the group jointly
+  Its target is read at the step the masks should hold (`masks_step`). None
+  when the specs disagree, when one does not prune the group jointly
   (group_pruning off, or the group in neither group_sparsity_map nor
   group_block_dims_map), or when the step is unknown.
   """
@@ -117,7 +165,8 @@ def joint_group(step, hparams_dicts, group, weight_names):
       if settings.m_by_n is None and not settings.excluded:
         members.append(name)
     target = pruning_schedule.Schedule.from_hparams(spec).sparsity(
-        step, plan.group_targets.get(group))
+        _spec_masks_step(spec, step, last_update_steps),
+        plan.group_targets.get(group))
     block_dims = plan.group_block_dims.get(
         group, [spec.block_height, spec.block_width])
     return JointGroup(target=target, method=_method(spec, block_dims),

@@ -147,7 +147,8 @@ def strip_checkpoint(checkpoint, output_node_names, output_path,
     raise OSError('Cannot write %s: %s' %
                   (output_path, error.strerror or error)) from None
   reports = strip_report.weight_reports(folded, state.global_step,
-                                        state.hparams, state.groups)
+                                        state.hparams, state.groups,
+                                        state.last_update_steps)
   result = StripResult(
       path=output_path, reports=reports,
       sizes=strip_report.size_summary(data, reports),

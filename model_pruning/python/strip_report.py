@@ -15,7 +15,9 @@ from model_pruning.python import shortfall
 from model_pruning.python import stored_specs
 
 # One row of the report. `target_sparsity` is None when unknown (no global
-# step or no stored hparams); `mask_all_ones` is None when no mask was found;
+# step or no stored hparams); `target_step` is the step whose schedule it is
+# read at (the last mask update's while none was missed since, else the
+# checkpoint's; None when unknown or the specs differ); `mask_all_ones` is None when no mask was found;
 # `allowance` is the share of cells the threshold method may leave unpruned
 # (`shortfall.shortfall_allowance`; None: one cell's share). A weight thresholded
 # jointly with its pruning group (group_pruning) names the `group` and holds
@@ -24,8 +26,9 @@ from model_pruning.python import stored_specs
 WeightReport = collections.namedtuple(
     'WeightReport', ['name', 'weight_name', 'shape', 'zero_fraction',
                      'target_sparsity', 'mask_all_ones', 'dense_bytes',
-                     'allowance', 'group', 'group_zero_fraction'],
-    defaults=(None, None, None))
+                     'allowance', 'group', 'group_zero_fraction',
+                     'target_step'],
+    defaults=(None, None, None, None))
 
 # A weight this far (a fraction; 0.02 = 2 points) below the sparsity its
 # schedule asks for is reported as below target.
@@ -45,14 +48,16 @@ def zero_fraction(values):
   return 1.0 - float(np.count_nonzero(values)) / values.size
 
 
-def _judged_with_groups(reports, values, step, hparams_dicts, groups):
+def _judged_with_groups(reports, values, step, hparams_dicts, groups,
+                        last_update_steps):
   """`reports` with each jointly thresholded group member's group fields."""
   reports = list(reports)
   index = {report.name: i for i, report in enumerate(reports)}
   for group, names in sorted(groups.items()):
     present = [index[name] for name in names if name in index]
     joint = stored_specs.joint_group(
-        step, hparams_dicts, group, [reports[i].weight_name for i in present])
+        step, hparams_dicts, group, [reports[i].weight_name for i in present],
+        last_update_steps)
     if joint is None:
       continue
     members = [i for i in present if reports[i].weight_name in joint.members]
@@ -69,8 +74,14 @@ def _judged_with_groups(reports, values, step, hparams_dicts, groups):
   return reports
 
 
-def weight_reports(folded_weights, step, hparams_dicts, groups=None):
+def weight_reports(folded_weights, step, hparams_dicts, groups=None,
+                   last_update_steps=None):
   """One WeightReport per folded weight.
+
+  Targets are the schedule's at the step the masks should hold
+  (`stored_specs.masks_step`): a checkpoint saved between two updates is
+  judged by the last update's sparsity, one whose updates stopped by the
+  checkpoint's.
 
   Args:
     folded_weights: objects with `name`, `weight_name`, `value` (ndarray)
@@ -79,8 +90,12 @@ def weight_reports(folded_weights, step, hparams_dicts, groups=None):
     hparams_dicts: stored hparams dicts (may be empty).
     groups: {group: [masked weight node names]} of `apply_mask_with_group`
       (checkpoint_state.PruningState.groups), or None.
+    last_update_steps: {spec name: last_mask_update_step}
+      (PruningState.last_update_steps), or None: targets at `step`.
   """
   reports, values = [], []
+  judged_step = stored_specs.target_step(step, hparams_dicts,
+                                         last_update_steps)
   for folded in folded_weights:
     value = np.asarray(folded.value)
     values.append(value)
@@ -92,11 +107,12 @@ def weight_reports(folded_weights, step, hparams_dicts, groups=None):
         name=folded.name, weight_name=folded.weight_name,
         shape=tuple(value.shape), zero_fraction=zero_fraction(value),
         target_sparsity=stored_specs.target_sparsity(
-            step, hparams_dicts, folded.weight_name),
+            step, hparams_dicts, folded.weight_name, last_update_steps),
         mask_all_ones=all_ones, dense_bytes=int(value.nbytes),
-        allowance=shortfall.shortfall_allowance([value], method)))
+        allowance=shortfall.shortfall_allowance([value], method),
+        target_step=judged_step))
   return _judged_with_groups(reports, values, step, hparams_dicts,
-                             groups or {})
+                             groups or {}, last_update_steps)
 
 
 def _format_target(target):
@@ -127,9 +143,21 @@ def format_table(reports, step=None):
   lines = ['  '.join(cell.ljust(width) for cell, width in zip(row, widths))
            .rstrip() for row in [header] + rows]
   step_text = 'unknown' if step is None else str(step)
-  lines.append('%d masked weight(s) folded; global step %s' %
-               (len(reports), step_text))
+  lines.append('%d masked weight(s) folded; global step %s%s' %
+               (len(reports), step_text, _target_step_text(reports, step)))
   return '\n'.join(lines)
+
+
+def _target_step_text(reports, step):
+  """'; targets as of the last mask update, step N' where the targets are
+  not read at the checkpoint's `step`, else ''."""
+  steps = {r.target_step for r in reports if r.target_sparsity is not None}
+  if not steps or steps == {step}:
+    return ''
+  if len(steps) == 1 and None not in steps:
+    return '; targets as of the last mask update, step %d' % steps.pop()
+  return '; targets as of each spec\'s last mask update'
+
 
 
 def size_summary(data, reports):
@@ -163,10 +191,11 @@ def unpruned_warning(reports, step):
   if not wanting:
     return None
   worst = max(wanting, key=lambda r: r.target_sparsity)
+  at_step = step if worst.target_step is None else worst.target_step
   return ('every mask is all ones, but the pruning schedule asks for '
           'sparsity up to %.4f at global step %s (%s): the global step '
           'probably never advanced or the mask update op never ran' %
-          (worst.target_sparsity, step, worst.weight_name or worst.name))
+          (worst.target_sparsity, at_step, worst.weight_name or worst.name))
 
 
 def _allowance(report):
@@ -215,6 +244,7 @@ def as_json(result):
   weights = [dict(name=r.name, weight_name=r.weight_name, shape=list(r.shape),
                   zero_fraction=r.zero_fraction,
                   target_sparsity=r.target_sparsity,
+                  target_step=r.target_step,
                   allowance=_allowance(r), group=r.group,
                   group_zero_fraction=r.group_zero_fraction,
                   below_target=r.name in below) for r in result.reports]
