@@ -704,3 +704,11 @@ def test_checkpoint_between_updates_is_on_target(tmp_path, save_at, flagged):
       ref.scheduled_sparsity(20, target=0.9), abs=1.0 / 1024)
   assert report.target_step == (save_at if flagged else 20)
   assert bool(result.below_target) == flagged
+
+
+@pytest.mark.parametrize('hparams_json', ['[1, 2]', '{"name": ["a"]}',
+                                          '{"name": 5}'])
+def test_odd_stored_hparams_give_no_last_update_step(tmp_path, hparams_json):
+  _single_layer_checkpoint(tmp_path, hparams_json, step=7)
+  state = lib.read_pruning_state(str(tmp_path))
+  assert state.global_step == 7 and state.last_update_steps == {}

@@ -142,7 +142,9 @@ def _last_update_steps(reader, hparams):
   keys = list(reader.get_variable_to_shape_map())
   default_name = pruning_spec.default_hparams().name
   steps = {}
-  for name in {d.get('name', default_name) for d in hparams}:
+  names = [d.get('name', default_name) for d in hparams
+           if isinstance(d, dict)]
+  for name in sorted({name for name in names if isinstance(name, str)}):
     suffix = '%s/%s' % (name, graph_keys.LAST_MASK_UPDATE_STEP_NAME)
     matches = [key for key in keys
                if key == suffix or key.endswith('/' + suffix)]
