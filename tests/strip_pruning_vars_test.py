@@ -655,6 +655,14 @@ def test_specs_read_at_different_steps_have_no_single_target_step():
                                           last_update_steps=last)
   assert report.target_sparsity is None  # the specs disagree
   assert report.target_step is None
+  # Past the ramp's end both ask 0.9, each at its own last update.
+  specs[1]['target_sparsity'] = 0.9
+  (report,) = strip_report.weight_reports(
+      [_pruned_to(0.9)], 150, specs, last_update_steps={'a': 150, 'b': 140})
+  assert report.target_sparsity == pytest.approx(0.9)
+  assert report.target_step is None
+  assert "targets read at each spec's own step" in strip_report.format_table(
+      [report], step=150)
 
 
 def _ramp_checkpoint(checkpoint_dir, updates, save_at):

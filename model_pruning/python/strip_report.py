@@ -17,12 +17,13 @@ from model_pruning.python import stored_specs
 # One row of the report. `target_sparsity` is None when unknown (no global
 # step or no stored hparams); `target_step` is the step whose schedule it is
 # read at (the last mask update's while none was missed since, else the
-# checkpoint's; None when unknown or the specs differ); `mask_all_ones` is None when no mask was found;
-# `allowance` is the share of cells the threshold method may leave unpruned
-# (`shortfall.shortfall_allowance`; None: one cell's share). A weight thresholded
-# jointly with its pruning group (group_pruning) names the `group` and holds
-# the group's target, allowance and `group_zero_fraction`: it is judged as
-# part of the group, whose members may each be sparser or denser.
+# checkpoint's; None when unknown or the specs differ); `mask_all_ones` is
+# None when no mask was found; `allowance` is the share of cells the threshold
+# method may leave unpruned (`shortfall.shortfall_allowance`; None: one cell's
+# share). A weight thresholded jointly with its pruning group (group_pruning)
+# names the `group` and holds the group's target, allowance and
+# `group_zero_fraction`: it is judged as part of the group, whose members may
+# each be sparser or denser.
 WeightReport = collections.namedtuple(
     'WeightReport', ['name', 'weight_name', 'shape', 'zero_fraction',
                      'target_sparsity', 'mask_all_ones', 'dense_bytes',
@@ -156,8 +157,7 @@ def _target_step_text(reports, step):
     return ''
   if len(steps) == 1 and None not in steps:
     return '; targets as of the last mask update, step %d' % steps.pop()
-  return '; targets as of each spec\'s last mask update'
-
+  return '; targets read at each spec\'s own step (target_step in --json)'
 
 
 def size_summary(data, reports):
