@@ -237,16 +237,22 @@ def _plain_resource_variable(variable):
     return False
 
 
-def updates_in_place(weights, mask, method):
-  """Whether `elementwise_mask_in_place` can update `mask` from |weights|:
-  the kernels loaded, histogram or sort (exact's tie-break needs a mask
-  tensor), and a local float32 resource variable of the weights' shape."""
+def _kernels_write_mask(weights, mask):
+  """Whether a kernel can write `mask` itself: the kernels loaded, and a
+  local float32 resource variable of the weights' static shape."""
   return (native_kernels.available() and
-          method.name in ('histogram', 'sort') and
           _plain_resource_variable(mask) and
           mask.dtype == tf.float32 and
           weights.get_shape().is_fully_defined() and
-          mask.get_shape() == weights.get_shape() and
+          mask.get_shape() == weights.get_shape())
+
+
+def updates_in_place(weights, mask, method):
+  """Whether `elementwise_mask_in_place` can update `mask` from |weights|:
+  `_kernels_write_mask`, histogram or sort (exact's tie-break needs a mask
+  tensor), and weights the kernels read."""
+  return (_kernels_write_mask(weights, mask) and
+          method.name in ('histogram', 'sort') and
           _compute_dtype(weights.dtype) in native_kernels.NATIVE_DTYPES)
 
 
@@ -329,13 +335,8 @@ def block_mask(weights, gradients, block_dims, pooling, use_tpu, sparsity,
 
 
 def updates_blocks_in_place(weights, mask):
-  """Whether `block_mask_in_place` can write `mask`: the kernels loaded and
-  a local float32 resource variable of the weights' static shape."""
-  return (native_kernels.available() and
-          _plain_resource_variable(mask) and
-          mask.dtype == tf.float32 and
-          weights.get_shape().is_fully_defined() and
-          mask.get_shape() == weights.get_shape())
+  """Whether `block_mask_in_place` can write `mask` (`_kernels_write_mask`)."""
+  return _kernels_write_mask(weights, mask)
 
 
 def block_mask_in_place(weights, mask, block_dims, pooling, use_tpu, sparsity,
