@@ -40,9 +40,9 @@ def _target_for_spec(step, hparams_dict, weight_name, last_update_steps):
   """One stored spec's target for `weight_name` at the step its masks should
   hold; None if unknown."""
   try:
+    spec = pruning_spec.as_full_spec(hparams_dict)
     return pruning_spec.scheduled_sparsity(
-        masks_step(step, hparams_dict, last_update_steps), hparams_dict,
-        weight_name)
+        _spec_masks_step(spec, step, last_update_steps), spec, weight_name)
   except ValueError:
     return None
 

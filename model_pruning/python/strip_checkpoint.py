@@ -4,8 +4,9 @@ The library behind the `strip_pruning_vars` binary (importable without its
 flags): restores a checkpoint, freezes the graph for the given outputs,
 replaces each `mask * weight` product by a constant, writes a GraphDef or a
 TFLite file atomically, and returns a `StripResult` with, per folded weight,
-its share of zeros beside the sparsity the stored schedule asks for at the
-checkpoint's step, and the output's sizes.
+its share of zeros beside the sparsity the stored schedule asks of its masks
+(at the last mask update, unless one was missed since), and the output's
+sizes.
 """
 import collections
 import os
@@ -22,8 +23,8 @@ from model_pruning.python import strip_report
 # the unpruned-checkpoint warning (None if none); with --output_format=tflite
 # the exporter's dense vs sparse sizes (tflite_export.TfliteSizes), else None.
 # `below_target`: the WeightReports more than strip_report.BELOW_TARGET_TOLERANCE
-# plus their allowance below the sparsity their schedule asks for at the
-# checkpoint's step (strip_report.below_target).
+# plus their allowance below the sparsity their schedule asks of the masks
+# (at the last mask update unless one was missed since; strip_report).
 StripResult = collections.namedtuple(
     'StripResult', ['path', 'reports', 'sizes', 'global_step', 'warning',
                     'tflite_sizes', 'below_target'], defaults=(None, ()))

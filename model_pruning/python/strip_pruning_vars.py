@@ -3,8 +3,9 @@
 Restores a checkpoint, freezes the graph for the given outputs, replaces each
 `mask * weight` product by a constant and drops the mask, threshold and raw
 weight nodes. Prints, per folded weight, its shape, its share of zeros and
-the sparsity the stored pruning schedule asks for at the checkpoint's step,
-then the output's size raw and gzip-compressed.
+the sparsity the stored pruning schedule asks of its masks (at the last mask
+update, unless one was missed since), then the output's size raw and
+gzip-compressed.
 
 Usage:
   strip_pruning_vars --checkpoint_dir=/tmp/train \\
@@ -67,7 +68,8 @@ _FAIL_BELOW_TARGET = flags.DEFINE_bool(
     'fail_below_target', False,
     'Exit with status 1 when a weight is more than %g points (plus its '
     'threshold method\'s resolution, see --json\'s allowance) below the '
-    'sparsity its schedule asks for at the checkpoint\'s step.' %
+    'sparsity its schedule asks of its masks (at the last mask update, unless '
+    'one was missed since: --json\'s target_step).' %
     (100 * strip_report.BELOW_TARGET_TOLERANCE))
 
 _PROGRAM = 'strip_pruning_vars'
