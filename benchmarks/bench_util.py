@@ -45,6 +45,32 @@ def median_ms(fn, repeats, warmup, setup=None):
   return 1e3 * statistics.median(times)
 
 
+def median_interval(values, block=2, confidence=0.95, resamples=4000,
+                    seed=0):
+  """(low, high): a block-bootstrap interval of the median of `values`.
+
+  Resamples whole runs of `block` consecutive values (one ABBA cycle of
+  `time_in_session` is two rounds, whose order effects have opposite
+  signs), draws as many as the data holds, and takes the central
+  `confidence` quantiles of the resampled medians. A tail shorter than a
+  block is left out. Seeded, so a table prints the same interval for the
+  same rounds.
+  """
+  values = np.asarray(values, dtype=np.float64)
+  if block < 1:
+    raise ValueError('block must be >= 1, got %d' % block)
+  blocks = values[:len(values) // block * block].reshape(-1, block)
+  if len(blocks) < 2:
+    raise ValueError('median_interval needs at least two blocks of %d '
+                     'values, got %d values' % (block, len(values)))
+  rng = np.random.default_rng(seed)
+  picks = rng.integers(0, len(blocks), size=(resamples, len(blocks)))
+  medians = np.median(blocks[picks].reshape(resamples, -1), axis=1)
+  tail = 50.0 * (1.0 - confidence)
+  low, high = np.percentile(medians, [tail, 100.0 - tail])
+  return float(low), float(high)
+
+
 def peak_step_bytes(session, fetches):
   """Peak bytes that one `session.run(fetches)` held in new allocations.
 

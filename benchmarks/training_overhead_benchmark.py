@@ -19,7 +19,9 @@ floor with its own copy of the gradient ops. They come from a second
 phase (`time_in_session`): per pruned configuration, `in_session_rounds`
 rounds of its window and its floor back to back, in alternating order,
 with no other session between them; the judged figure is the median of
-the rounds' points, with their quartiles.
+the rounds' points, with their quartiles and a 95% interval of the median
+(`bench_util.median_interval`, resampling whole ABBA cycles), which says
+how finely the run resolves it; the JSON keeps every round's points.
 In the interleaved phase another session's windows ran between a pruned
 window and its floor, and there the points (`points_interleaved`) came out
 1.5-2.5 points higher than back to back on the 2026-12-06 machine
@@ -326,7 +328,8 @@ def main(argv):
       ms = float(np.median(samples))
       # floor is None only for the masks-only row, whose points are 0.
       overhead, interleaved = paired_overheads(base, samples, floor)
-      points = q25 = q75 = row_points = None
+      points = q25 = q75 = row_points = ci_low = ci_high = None
+      in_session = None
       if frequency == 0:
         points = 0.0 if masks_only is not None else None
       else:
@@ -335,6 +338,8 @@ def main(argv):
             _IN_SESSION_ROUNDS.value or _REPEATS.value)
         points = float(np.median(in_session))
         q25, q75 = (float(q) for q in np.percentile(in_session, [25, 75]))
+        if len(in_session) >= 4:
+          ci_low, ci_high = bench_util.median_interval(in_session, block=2)
         if masks_only is not None:
           row_points = paired_overheads(base, samples, masks_only)[1]
       target, met = judge(frequency, overhead, points)
@@ -342,6 +347,8 @@ def main(argv):
           model=model, pruning_frequency=frequency, unpruned_ms=base_ms,
           pruned_ms=ms, ratio=ms / base_ms, overhead_pct=overhead,
           points_over_masks_only=points, points_q25=q25, points_q75=q75,
+          points_ci95_low=ci_low, points_ci95_high=ci_high,
+          points_rounds=in_session,
           points_interleaved=interleaved,
           points_over_masks_only_row=row_points, target=target, met=met))
       print('%s f=%d: %.2f ms vs %.2f ms' % (model, frequency, ms, base_ms),
@@ -350,7 +357,8 @@ def main(argv):
       'training_overhead', ['model', 'pruning_frequency', 'unpruned_ms',
                             'pruned_ms', 'ratio', 'overhead_pct',
                             'points_over_masks_only', 'points_q25',
-                            'points_q75', 'points_interleaved',
+                            'points_q75', 'points_ci95_low',
+                            'points_ci95_high', 'points_interleaved',
                             'points_over_masks_only_row',
                             'target', 'met'], rows,
       before, _OUTPUT.value,

@@ -59,7 +59,7 @@ def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   report = _run_benchmark('training_overhead_benchmark',
                           tmp_path / 'train.json', '--models=mlp',
                           '--frequencies=0,1,10', '--window=2', '--repeats=1',
-                          '--in_session_rounds=3', '--warmup=0',
+                          '--in_session_rounds=4', '--warmup=0',
                           '--batch_size=4', '--driver=%s' % driver)
   assert report['driver'] == driver
   rows = report['rows']
@@ -75,6 +75,12 @@ def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   assert tenth['met'] == (tenth['points_over_masks_only'] <= 1.0)
   assert (tenth['points_q25'] <= tenth['points_over_masks_only'] <=
           tenth['points_q75'])
+  assert len(tenth['points_rounds']) == 4
+  assert tenth['points_over_masks_only'] == pytest.approx(
+      np.median(tenth['points_rounds']))
+  assert (tenth['points_ci95_low'] <= tenth['points_over_masks_only'] <=
+          tenth['points_ci95_high'])
+  assert masks_only['points_ci95_low'] is None
   for row in rows:
     assert row['ratio'] == pytest.approx(row['pruned_ms'] / row['unpruned_ms'])
 
@@ -94,6 +100,53 @@ def test_training_overhead_pairs_each_round_with_its_own_windows():
       np.median(100 * (pruned / base - masks_only / base)))
   assert abs(points - 0.5) < 0.3
   assert training_overhead_benchmark.paired_overheads(base, pruned)[1] is None
+
+
+def test_median_interval_covers_the_true_median_about_as_often_as_asked():
+  from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(1)
+  covered = []
+  widths = {}
+  for n in (40, 160):
+    for _ in range(150):
+      sample = rng.standard_normal(n)  # True median 0.
+      low, high = bench_util.median_interval(sample, block=2,
+                                             resamples=1000)
+      assert low <= np.median(sample) <= high
+      covered.append(low <= 0.0 <= high)
+      widths.setdefault(n, []).append(high - low)
+  assert 0.88 <= np.mean(covered) <= 0.99
+  # Four times the rounds, about half the width (1 / sqrt(n)).
+  assert 0.4 <= np.mean(widths[160]) / np.mean(widths[40]) <= 0.6
+
+
+def test_median_interval_resamples_whole_abba_cycles():
+  from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
+  # Rounds alternate a +3 and a -1 order effect around 1: every resampled
+  # cycle keeps one of each, so the median cannot move; resampled round by
+  # round, the two sides' counts drift apart and it does.
+  alternating = np.tile([4.0, 0.0], 30)
+  assert bench_util.median_interval(alternating, block=2) == (2.0, 2.0)
+  low, high = bench_util.median_interval(alternating, block=1)
+  assert low == 0.0 and high == 4.0
+  assert bench_util.median_interval([7.0] * 10) == (7.0, 7.0)
+  # Seeded: the same rounds print the same interval.
+  sample = np.random.default_rng(2).standard_normal(30)
+  assert (bench_util.median_interval(sample) ==
+          bench_util.median_interval(sample))
+  # A tail shorter than a block is left out.
+  assert bench_util.median_interval([1.0, 1.0, 1.0, 1.0, 50.0],
+                                    block=2) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize('values, block, message', [
+    ([1.0, 2.0, 3.0], 2, 'at least two blocks of 2 values, got 3'),
+    ([1.0, 2.0], 0, 'block must be >= 1, got 0'),
+])
+def test_median_interval_rejects_too_few_rounds(values, block, message):
+  from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match=message):
+    bench_util.median_interval(values, block=block)
 
 
 @pytest.mark.slow
