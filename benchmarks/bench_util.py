@@ -59,6 +59,9 @@ def median_interval(values, block=2, confidence=0.95, resamples=4000,
   values = np.asarray(values, dtype=np.float64)
   if block < 1:
     raise ValueError('block must be >= 1, got %d' % block)
+  if not 0.0 < confidence < 1.0:
+    raise ValueError('confidence must be in (0, 1), got %r (0.95 for a 95%% '
+                     'interval)' % (confidence,))
   blocks = values[:len(values) // block * block].reshape(-1, block)
   if len(blocks) < 2:
     raise ValueError('median_interval needs at least two blocks of %d '

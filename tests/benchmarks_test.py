@@ -139,14 +139,16 @@ def test_median_interval_resamples_whole_abba_cycles():
                                     block=2) == (1.0, 1.0)
 
 
-@pytest.mark.parametrize('values, block, message', [
-    ([1.0, 2.0, 3.0], 2, 'at least two blocks of 2 values, got 3'),
-    ([1.0, 2.0], 0, 'block must be >= 1, got 0'),
+@pytest.mark.parametrize('values, block, confidence, message', [
+    ([1.0, 2.0, 3.0], 2, 0.95, 'at least two blocks of 2 values, got 3'),
+    ([1.0, 2.0], 0, 0.95, 'block must be >= 1, got 0'),
+    ([1.0, 2.0], 1, 95.0, r'confidence must be in \(0, 1\), got 95.0'),
 ])
-def test_median_interval_rejects_too_few_rounds(values, block, message):
+def test_median_interval_rejects_bad_arguments(values, block, confidence,
+                                               message):
   from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match=message):
-    bench_util.median_interval(values, block=block)
+    bench_util.median_interval(values, block=block, confidence=confidence)
 
 
 @pytest.mark.slow
