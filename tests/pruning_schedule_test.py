@@ -154,3 +154,44 @@ def test_masks_step_in_a_pruning_window_by_hand(step, last, expected):
   schedule = pruning_schedule.Schedule(begin_pruning_step=50,
                                        end_pruning_step=100)
   assert schedule.masks_step(step, last) == expected
+
+
+@pytest.mark.parametrize('step,last,pending', [
+    (0, 0, True),       # saved right after initialization
+    (5, 0, True),       # the first update falls at f = 10
+    (10, 0, True),      # ... not run yet (a saver hook first)
+    (11, 0, False),     # the first was skipped: judged at the step
+    (15, 10, False),    # one update ran
+    (5, None, False),   # no last_mask_update_step: judged at the step
+    (5, 3, False),
+])
+def test_first_update_pending_by_hand(step, last, pending):
+  assert pruning_schedule.Schedule().first_update_pending(step, last) == (
+      pending)
+
+
+def test_first_update_pending_waits_for_the_pruning_window():
+  schedule = pruning_schedule.Schedule(begin_pruning_step=50,
+                                       end_pruning_step=100)
+  assert schedule.first_update_pending(50, 0)
+  assert not schedule.first_update_pending(51, 0)
+  # A window that closed with no update: the masks missed the schedule.
+  late = pruning_schedule.Schedule(begin_pruning_step=50, end_pruning_step=60,
+                                   frequency=100)
+  assert late.first_update_pending(60, 0)
+  assert not late.first_update_pending(61, 0)
+
+
+@pytest.mark.parametrize('name', sorted(_SCHEDULES))
+def test_first_update_pending_until_a_step_by_step_run_updates(name):
+  """With the conditional update run at every step, a checkpoint holds no
+  update exactly until the first one runs."""
+  schedule = pruning_schedule.Schedule(**_SCHEDULES[name])
+  last, updated = 0, False
+  for step in range(200):
+    assert schedule.first_update_pending(step, last) == (not updated), step
+    if ref.is_update_step(step, last, begin=schedule.begin_pruning_step,
+                          end=schedule.end_pruning_step,
+                          frequency=schedule.frequency):
+      last, updated = step, True
+    assert schedule.first_update_pending(step, last) == (not updated), step

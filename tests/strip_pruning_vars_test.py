@@ -646,6 +646,51 @@ def test_targets_are_read_at_the_last_update_unless_one_was_missed(
       target_step == 20)
 
 
+# Starts at half sparsity: before this change a dense checkpoint saved before
+# the first update was held to s(0) = 0.5.
+_FROM_HALF = dict(_RAMP, initial_sparsity=0.5)
+
+
+@pytest.mark.parametrize('step,last,target_step,target', [
+    pytest.param(0, {'model_pruning': 0}, 0, 0.0, id='after_init'),
+    pytest.param(5, {'model_pruning': 0}, 0, 0.0, id='first_not_due'),
+    pytest.param(10, {'model_pruning': 0}, 0, 0.0, id='first_due_now'),
+    pytest.param(15, {'model_pruning': 0}, 15,
+                 ref.scheduled_sparsity(15, initial=0.5, target=0.9),
+                 id='first_skipped'),
+    pytest.param(5, None, 5, ref.scheduled_sparsity(5, initial=0.5,
+                                                      target=0.9),
+                 id='last_update_unknown'),
+])
+def test_masks_before_the_first_update_have_target_zero(step, last,
+                                                        target_step, target):
+  dense = _folded(np.arange(1, 17, dtype=np.float32).reshape(4, 4),
+                  np.ones([4, 4], np.float32))
+  reports = strip_report.weight_reports([dense], step, [_FROM_HALF],
+                                        last_update_steps=last)
+  (report,) = reports
+  assert report.target_step == target_step
+  assert report.target_sparsity == pytest.approx(target, abs=1e-12)
+  pending = target == 0.0
+  assert bool(strip_report.below_target(reports)) == (not pending)
+  assert (strip_report.unpruned_warning(reports, step) is None) == pending
+  table = strip_report.format_table(reports, step=step)
+  assert ('no mask update yet, so the targets are 0' in table) == (
+      pending and step != 0)
+
+
+def test_a_group_before_its_first_update_has_target_zero():
+  spec = dict(_GROUP_HPARAMS, initial_sparsity=0.25, pruning_frequency=10)
+  names = ['a/weights', 'b/weights']
+  pending = stored_specs.joint_group(5, [spec], 'g1', names,
+                                     {'model_pruning': 0})
+  assert pending.target == 0.0 and pending.members == tuple(names)
+  skipped = stored_specs.joint_group(15, [spec], 'g1', names,
+                                     {'model_pruning': 0})
+  assert skipped.target == pytest.approx(
+      ref.scheduled_sparsity(15, initial=0.25, target=0.5), abs=1e-12)
+
+
 def test_specs_read_at_different_steps_have_no_single_target_step():
   specs = [dict(_RAMP, name='a'), dict(_RAMP, name='b', target_sparsity=0.5)]
   last = {'a': 20, 'b': 10}
@@ -665,12 +710,13 @@ def test_specs_read_at_different_steps_have_no_single_target_step():
       [report], step=150)
 
 
-def _ramp_checkpoint(checkpoint_dir, updates, save_at):
+def _ramp_checkpoint(checkpoint_dir, updates, save_at, extra_hparams=''):
   """A 32x32 weight pruned inside variable scope 'tower' by the conditional
   update, run at each step of `updates`; saved at global step `save_at`.
   Returns the checkpoint's PruningState and the strip result."""
   hparams = ('target_sparsity=0.9,sparsity_function_end_step=100,'
-             'pruning_frequency=10,threshold_method=sort,threshold_decay=0.0')
+             'pruning_frequency=10,threshold_method=sort,threshold_decay=0.0'
+             + extra_hparams)
   with tf.Graph().as_default():
     step = tf.compat.v1.train.get_or_create_global_step()
     with tf.compat.v1.variable_scope('tower'):
@@ -711,6 +757,26 @@ def test_checkpoint_between_updates_is_on_target(tmp_path, save_at, flagged):
   assert report.zero_fraction == pytest.approx(
       ref.scheduled_sparsity(20, target=0.9), abs=1.0 / 1024)
   assert report.target_step == (save_at if flagged else 20)
+  assert bool(result.below_target) == flagged
+
+
+@pytest.mark.parametrize('save_at,flagged', [
+    pytest.param(10, False, id='first_update_due_now'),
+    pytest.param(15, True, id='first_update_skipped'),
+])
+def test_checkpoint_before_the_first_update_is_dense_on_target(
+    tmp_path, save_at, flagged):
+  """initial_sparsity 0.5, the update op run at steps 0-9 (none due before
+  10): dense masks, on target at 10, below it at 15."""
+  state, result = _ramp_checkpoint(tmp_path, updates=range(10),
+                                   save_at=save_at,
+                                   extra_hparams=',initial_sparsity=0.5')
+  assert state.last_update_steps == {'model_pruning': 0}
+  (report,) = result.reports
+  assert report.zero_fraction == 0.0
+  assert report.target_sparsity == (pytest.approx(
+      ref.scheduled_sparsity(15, initial=0.5, target=0.9)) if flagged
+                                    else 0.0)
   assert bool(result.below_target) == flagged
 
 

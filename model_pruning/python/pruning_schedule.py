@@ -154,6 +154,16 @@ class Schedule:
       return step
     return last_update_step
 
+  def first_update_pending(self, step, last_update_step):
+    """Whether masks saved at `step` hold no update yet (all ones).
+
+    `last_mask_update_step` still holds its initial 0 and the first update,
+    due at max(b, f), was not skipped before `step` (`masks_step` gives 0).
+    A `mask_update_op` run at step 0 also leaves 0; its masks are sparser
+    than the none this implies, so a check for too few zeros stays quiet.
+    """
+    return last_update_step == 0 and self.masks_step(step, 0) == 0
+
   # Where the updates fall (the op run once per step from step 0) -------------
 
   def first_update_step(self):

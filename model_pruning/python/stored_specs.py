@@ -36,11 +36,21 @@ def _spec_masks_step(spec, step, last_update_steps):
   return pruning_schedule.Schedule.from_hparams(spec).masks_step(step, last)
 
 
+def _first_update_pending(spec, step, last_update_steps):
+  """`Schedule.first_update_pending` of a full spec: its masks should be
+  all ones, so its targets are 0."""
+  last = (last_update_steps or {}).get(spec.name)
+  return pruning_schedule.Schedule.from_hparams(spec).first_update_pending(
+      step, last)
+
+
 def _target_for_spec(step, hparams_dict, weight_name, last_update_steps):
   """One stored spec's target for `weight_name` at the step its masks should
-  hold; None if unknown."""
+  hold (0 before its first update); None if unknown."""
   try:
     spec = pruning_spec.as_full_spec(hparams_dict)
+    if _first_update_pending(spec, step, last_update_steps):
+      return 0.0
     return pruning_spec.scheduled_sparsity(
         _spec_masks_step(spec, step, last_update_steps), spec, weight_name)
   except ValueError:
@@ -52,7 +62,9 @@ def target_sparsity(step, hparams_dicts, weight_name=None,
   """The sparsity the stored schedule asks of the masks, or None if unknown.
 
   That is the schedule at the last mask update's step while no update was
-  missed since (`masks_step`), else at the checkpoint's step.
+  missed since (`masks_step`), else at the checkpoint's step; 0 while the
+  first update has not run and was not due before the checkpoint's step
+  (`Schedule.first_update_pending`: the masks are still all ones).
 
   Args:
     step: the checkpoint's global step, or None if it has none.
@@ -147,7 +159,8 @@ def joint_group(step, hparams_dicts, group, weight_names,
                 last_update_steps=None):
   """The JointGroup every stored spec makes of `group`, or None.
 
-  Its target is read at the step the masks should hold (`masks_step`). None
+  Its target is read at the step the masks should hold (`masks_step`; 0
+  before the first update). None
   when the specs disagree, when one does not prune the group jointly
   (group_pruning off, or the group in neither group_sparsity_map nor
   group_block_dims_map), or when the step is unknown.
@@ -164,9 +177,12 @@ def joint_group(step, hparams_dicts, group, weight_names,
       settings = _weight_settings(spec, plan, name)
       if settings.m_by_n is None and not settings.excluded:
         members.append(name)
-    target = pruning_schedule.Schedule.from_hparams(spec).sparsity(
-        _spec_masks_step(spec, step, last_update_steps),
-        plan.group_targets.get(group))
+    if _first_update_pending(spec, step, last_update_steps):
+      target = 0.0
+    else:
+      target = pruning_schedule.Schedule.from_hparams(spec).sparsity(
+          _spec_masks_step(spec, step, last_update_steps),
+          plan.group_targets.get(group))
     block_dims = plan.group_block_dims.get(
         group, [spec.block_height, spec.block_width])
     return JointGroup(target=target, method=_method(spec, block_dims),

@@ -17,7 +17,8 @@ from model_pruning.python import stored_specs
 # One row of the report. `target_sparsity` is None when unknown (no global
 # step or no stored hparams); `target_step` is the step whose schedule it is
 # read at (the last mask update's while none was missed since, else the
-# checkpoint's; None when unknown or the specs differ); `mask_all_ones` is
+# checkpoint's; 0 before the first update, with target 0; None when unknown
+# or the specs differ); `mask_all_ones` is
 # None when no mask was found; `allowance` is the share of cells the threshold
 # method may leave unpruned (`shortfall.shortfall_allowance`; None: one cell's
 # share). A weight thresholded jointly with its pruning group (group_pruning)
@@ -155,6 +156,8 @@ def _target_step_text(reports, step):
   steps = {r.target_step for r in reports if r.target_sparsity is not None}
   if not steps or steps == {step}:
     return ''
+  if steps == {0}:  # Only Schedule.first_update_pending reads step 0 here.
+    return '; no mask update yet, so the targets are 0'
   if len(steps) == 1 and None not in steps:
     return '; targets as of the last mask update, step %d' % steps.pop()
   return '; targets read at each spec\'s own step (target_step in --json)'
