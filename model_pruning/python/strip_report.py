@@ -83,7 +83,7 @@ def weight_reports(folded_weights, step, hparams_dicts, groups=None,
   Targets are the schedule's at the step the masks should hold
   (`stored_specs.masks_step`): a checkpoint saved between two updates is
   judged by the last update's sparsity, one whose updates stopped by the
-  checkpoint's.
+  checkpoint's, and one saved before the first update has target 0.
 
   Args:
     folded_weights: objects with `name`, `weight_name`, `value` (ndarray)
