@@ -328,8 +328,7 @@ def main(argv):
       ms = float(np.median(samples))
       # floor is None only for the masks-only row, whose points are 0.
       overhead, interleaved = paired_overheads(base, samples, floor)
-      points = q25 = q75 = row_points = ci_low = ci_high = None
-      in_session = None
+      points = q25 = q75 = row_points = ci_low = ci_high = in_session = None
       if frequency == 0:
         points = 0.0 if masks_only is not None else None
       else:

@@ -26,22 +26,20 @@ def masks_step(step, hparams_dict, last_update_steps=None):
   Raises:
     ValueError: the spec cannot be parsed.
   """
-  return _spec_masks_step(pruning_spec.as_full_spec(hparams_dict), step,
-                          last_update_steps)
-
-
-def _spec_masks_step(spec, step, last_update_steps):
-  """`masks_step` of a full spec (HParams)."""
+  spec = pruning_spec.as_full_spec(hparams_dict)
   last = (last_update_steps or {}).get(spec.name)
   return pruning_schedule.Schedule.from_hparams(spec).masks_step(step, last)
 
 
-def _first_update_pending(spec, step, last_update_steps):
-  """`Schedule.first_update_pending` of a full spec: its masks should be
-  all ones, so its targets are 0."""
+def _judged_step(spec, step, last_update_steps):
+  """(schedule, step) of a full spec: the step whose sparsity its masks
+  should hold (`masks_step`), or None while its first update is pending
+  (`Schedule.first_update_pending`: all ones, so the targets are 0)."""
+  schedule = pruning_schedule.Schedule.from_hparams(spec)
   last = (last_update_steps or {}).get(spec.name)
-  return pruning_schedule.Schedule.from_hparams(spec).first_update_pending(
-      step, last)
+  if schedule.first_update_pending(step, last):
+    return schedule, None
+  return schedule, schedule.masks_step(step, last)
 
 
 def _target_for_spec(step, hparams_dict, weight_name, last_update_steps):
@@ -49,10 +47,10 @@ def _target_for_spec(step, hparams_dict, weight_name, last_update_steps):
   hold (0 before its first update); None if unknown."""
   try:
     spec = pruning_spec.as_full_spec(hparams_dict)
-    if _first_update_pending(spec, step, last_update_steps):
+    _, at = _judged_step(spec, step, last_update_steps)
+    if at is None:
       return 0.0
-    return pruning_spec.scheduled_sparsity(
-        _spec_masks_step(spec, step, last_update_steps), spec, weight_name)
+    return pruning_spec.scheduled_sparsity(at, spec, weight_name)
   except ValueError:
     return None
 
@@ -177,12 +175,9 @@ def joint_group(step, hparams_dicts, group, weight_names,
       settings = _weight_settings(spec, plan, name)
       if settings.m_by_n is None and not settings.excluded:
         members.append(name)
-    if _first_update_pending(spec, step, last_update_steps):
-      target = 0.0
-    else:
-      target = pruning_schedule.Schedule.from_hparams(spec).sparsity(
-          _spec_masks_step(spec, step, last_update_steps),
-          plan.group_targets.get(group))
+    schedule, at = _judged_step(spec, step, last_update_steps)
+    target = (0.0 if at is None else
+              schedule.sparsity(at, plan.group_targets.get(group)))
     block_dims = plan.group_block_dims.get(
         group, [spec.block_height, spec.block_width])
     return JointGroup(target=target, method=_method(spec, block_dims),
