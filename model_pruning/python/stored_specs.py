@@ -12,34 +12,16 @@ from model_pruning.python import pruning_spec
 from model_pruning.python import shortfall
 
 
-def masks_step(step, hparams_dict, last_update_steps=None):
-  """The step whose sparsity one stored spec's masks should hold in a
-  checkpoint saved at `step`: its last update's while none was missed since
-  (`Schedule.masks_step`), else `step`.
-
-  Args:
-    step: the checkpoint's global step.
-    hparams_dict: one stored spec.
-    last_update_steps: {spec name: last_mask_update_step} read from the
-      checkpoint, or None.
-
-  Raises:
-    ValueError: the spec cannot be parsed.
-  """
-  spec = pruning_spec.as_full_spec(hparams_dict)
-  last = (last_update_steps or {}).get(spec.name)
-  return pruning_schedule.Schedule.from_hparams(spec).masks_step(step, last)
-
-
 def _judged_step(spec, step, last_update_steps):
-  """(schedule, step) of a full spec: the step whose sparsity its masks
-  should hold (`masks_step`), or None while its first update is pending
-  (`Schedule.first_update_pending`: all ones, so the targets are 0)."""
+  """(schedule, masks step, pending) of a full spec in a checkpoint saved at
+  `step`: the step whose sparsity its masks should hold (the last update's
+  while none was missed since, else `step`: `Schedule.masks_step`), and
+  whether its first update is still pending (`Schedule.first_update_pending`:
+  all ones, so the targets are 0)."""
   schedule = pruning_schedule.Schedule.from_hparams(spec)
   last = (last_update_steps or {}).get(spec.name)
-  if schedule.first_update_pending(step, last):
-    return schedule, None
-  return schedule, schedule.masks_step(step, last)
+  return (schedule, schedule.masks_step(step, last),
+          schedule.first_update_pending(step, last))
 
 
 def _target_for_spec(step, hparams_dict, weight_name, last_update_steps):
@@ -47,8 +29,8 @@ def _target_for_spec(step, hparams_dict, weight_name, last_update_steps):
   hold (0 before its first update); None if unknown."""
   try:
     spec = pruning_spec.as_full_spec(hparams_dict)
-    _, at = _judged_step(spec, step, last_update_steps)
-    if at is None:
+    _, at, pending = _judged_step(spec, step, last_update_steps)
+    if pending:
       return 0.0
     return pruning_spec.scheduled_sparsity(at, spec, weight_name)
   except ValueError:
@@ -60,9 +42,10 @@ def target_sparsity(step, hparams_dicts, weight_name=None,
   """The sparsity the stored schedule asks of the masks, or None if unknown.
 
   That is the schedule at the last mask update's step while no update was
-  missed since (`masks_step`), else at the checkpoint's step; 0 while the
-  first update has not run and was not due before the checkpoint's step
-  (`Schedule.first_update_pending`: the masks are still all ones).
+  missed since (`Schedule.masks_step`), else at the checkpoint's step; 0
+  while the first update has not run and was not due before the
+  checkpoint's step (`Schedule.first_update_pending`: the masks are still
+  all ones).
 
   Args:
     step: the checkpoint's global step, or None if it has none.
@@ -88,12 +71,13 @@ def target_sparsity(step, hparams_dicts, weight_name=None,
 
 
 def target_step(step, hparams_dicts, last_update_steps=None):
-  """The step every stored spec reads its schedule at (`masks_step`), or
-  None when unknown or when they differ."""
+  """The step every stored spec reads its schedule at (`Schedule.masks_step`),
+  or None when unknown or when they differ."""
   if step is None or not hparams_dicts:
     return None
   try:
-    steps = {masks_step(step, d, last_update_steps) for d in hparams_dicts}
+    steps = {_judged_step(pruning_spec.as_full_spec(d), step,
+                          last_update_steps)[1] for d in hparams_dicts}
   except ValueError:
     return None
   return steps.pop() if len(steps) == 1 else None
@@ -157,9 +141,9 @@ def joint_group(step, hparams_dicts, group, weight_names,
                 last_update_steps=None):
   """The JointGroup every stored spec makes of `group`, or None.
 
-  Its target is read at the step the masks should hold (`masks_step`; 0
-  before the first update). None
-  when the specs disagree, when one does not prune the group jointly
+  Its target is read at the step the masks should hold
+  (`Schedule.masks_step`; 0 before the first update). None when the specs
+  disagree, when one does not prune the group jointly
   (group_pruning off, or the group in neither group_sparsity_map nor
   group_block_dims_map), or when the step is unknown.
   """
@@ -175,9 +159,9 @@ def joint_group(step, hparams_dicts, group, weight_names,
       settings = _weight_settings(spec, plan, name)
       if settings.m_by_n is None and not settings.excluded:
         members.append(name)
-    schedule, at = _judged_step(spec, step, last_update_steps)
-    target = (0.0 if at is None else
-              schedule.sparsity(at, plan.group_targets.get(group)))
+    schedule, at, pending = _judged_step(spec, step, last_update_steps)
+    target = 0.0 if pending else schedule.sparsity(
+        at, plan.group_targets.get(group))
     block_dims = plan.group_block_dims.get(
         group, [spec.block_height, spec.block_width])
     return JointGroup(target=target, method=_method(spec, block_dims),

@@ -81,7 +81,7 @@ def weight_reports(folded_weights, step, hparams_dicts, groups=None,
   """One WeightReport per folded weight.
 
   Targets are the schedule's at the step the masks should hold
-  (`stored_specs.masks_step`): a checkpoint saved between two updates is
+  (`Schedule.masks_step`): a checkpoint saved between two updates is
   judged by the last update's sparsity, one whose updates stopped by the
   checkpoint's, and one saved before the first update has target 0.
 
