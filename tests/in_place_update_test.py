@@ -51,8 +51,11 @@ def _op_types(graph):
   return [op.type for op in graph.get_operations()]
 
 
-def _masks_over_updates(method, native, extra=''):
-  """The mask and threshold after each of 8 updates on drifting weights."""
+def _masks_over_updates(method, native, extra='', scales=None):
+  """The mask and threshold after each of 8 updates on drifting weights,
+  at steps 0, 10, ..., 70; with `scales`, all at step 50 (one sparsity, so
+  each update starts from the last one's bracket) and the weights' largest
+  magnitude first scaled by scales[i]."""
   rng = np.random.default_rng(5)
   with tf.Graph().as_default() as graph:
     if native:
@@ -65,12 +68,17 @@ def _masks_over_updates(method, native, extra=''):
     [threshold] = pruning.get_thresholds()
     drift = tf.compat.v1.placeholder(tf.float32, _SHAPE)
     move = kernel.assign_add(drift)
+    scale = tf.compat.v1.placeholder(tf.float32, [])
+    largest = tf.equal(tf.abs(kernel), tf.reduce_max(tf.abs(kernel)))
+    rescale = kernel.assign(tf.where(largest, kernel * scale, kernel))
     results = []
     with tf.compat.v1.Session() as session:
       session.run(tf.compat.v1.global_variables_initializer())
       for i in range(8):
         session.run(move, {drift: rng.normal(0, 0.01, _SHAPE)})
-        session.run(step.assign(10 * i))
+        if scales is not None:
+          session.run(rescale, {scale: scales[i]})
+        session.run(step.assign(10 * i if scales is None else 50))
         session.run(update)
         results.append(session.run([mask, threshold, kernel]))
   return _op_types(graph), results
@@ -93,6 +101,25 @@ def test_in_place_masks_equal_the_tf_op_pipeline(method, stream, monkeypatch):
                 else np.abs(weights) >= threshold)
     np.testing.assert_array_equal(mask, expected.astype(np.float32))
   assert 0.0 < native[-1][0].mean() < 0.9  # The schedule pruned.
+
+
+@pytest.mark.parametrize('scales', [
+    # The histogram threshold is a bin edge, in proportion to the maximum:
+    # shrinking it by less than the band's slack below the predicted
+    # threshold (1/512), by more (the mask's second pass), and growing it.
+    [1.0, 0.9995, 0.999, 0.996, 0.99, 1.004, 0.98, 1.05],
+    [0.998, 0.997, 0.995, 0.999, 0.993, 0.996, 0.9985, 0.994],
+])
+def test_histogram_masks_equal_the_tf_op_pipeline_as_the_maximum_moves(
+    scales):
+  _, native = _masks_over_updates('histogram', native=True, scales=scales)
+  _, tf_ops = _masks_over_updates('histogram', native=False, scales=scales)
+  for i, ((mask, threshold, weights), (tf_mask, tf_threshold, _)) in (
+      enumerate(zip(native, tf_ops))):
+    assert threshold == tf_threshold, i
+    np.testing.assert_array_equal(mask, tf_mask, err_msg='update %d' % i)
+    np.testing.assert_array_equal(
+        mask, (np.abs(weights) > threshold).astype(np.float32))
 
 
 # 5x7 blocks leave edge blocks on both sides of the 256x384 weight.
