@@ -1,9 +1,10 @@
 """|W| updates write the mask variable in place.
 
 `Pruning`'s element-wise histogram and sort updates of a local float32
-resource mask run `ModelPruningMaskUpdateInPlace`, and block updates (every
-method) expand their blocks' mask with `ModelPruningExpandBlocksInPlace`;
-both write the variable's own buffer when no read of it is alive (else a
+resource mask run `ModelPruningMaskUpdateInPlace`, block updates (every
+method) expand their blocks' mask with `ModelPruningExpandBlocksInPlace`,
+and N:M updates by |W| run `ModelPruningMByNMaskInPlace`; each writes the
+variable's own buffer when no read of it is alive (else a
 new one, leaving the read its values): the masks must equal the
 TensorFlow-op pipeline's bit for bit over drifting updates, the update must
 allocate no mask-sized buffer, and every other case (element-wise exact,
@@ -144,8 +145,55 @@ def test_in_place_block_masks_equal_the_tf_op_pipeline(method, blocks):
   assert 0.0 < native[-1][0].mean() < 0.9  # The schedule pruned.
 
 
+@pytest.mark.parametrize('m_by_n', ['2:4', '1:4', '3:8'])
+def test_in_place_m_by_n_masks_equal_the_tf_op_pipeline(m_by_n):
+  """The gradual schedule keeps fewer of every N as it runs (2:4: 4, then
+  3; steps 0-70 of a schedule that ends at 100)."""
+  extra = ',sparsity_m_by_n=%s' % m_by_n
+  types, native = _masks_over_updates('histogram', native=True, extra=extra)
+  assert types.count('ModelPruningMByNMaskInPlace') == 1
+  assert 'ModelPruningMByNMask' not in types
+  tf_types, tf_ops = _masks_over_updates('histogram', native=False,
+                                         extra=extra)
+  assert 'ModelPruningMByNMaskInPlace' not in tf_types
+  m, n = (int(part) for part in m_by_n.split(':'))
+  kept = set()
+  for i, ((mask, threshold, _), (tf_mask, tf_threshold, _)) in (
+      enumerate(zip(native, tf_ops))):
+    assert threshold == tf_threshold == 0.0, i
+    np.testing.assert_array_equal(mask, tf_mask, err_msg='update %d' % i)
+    per_group = mask.reshape(-1, n, _SHAPE[1]).sum(axis=1)
+    assert np.all(per_group == per_group.flat[0]), i
+    kept.add(int(per_group.flat[0]))
+  assert len(kept) > 1 and min(kept) >= m, kept
+
+
+def test_a_partial_m_by_n_group_keeps_at_most_m():
+  """A depth that N does not divide: the last group keeps min(M, rows)."""
+  scores = np.random.default_rng(7).standard_normal((6, 5)).astype(np.float32)
+  with tf.Graph().as_default():
+    mask = tf.compat.v1.get_variable(
+        'mask', initializer=np.zeros((6, 5), np.float32), use_resource=True)
+    keep = tf.compat.v1.placeholder(tf.int32, [])
+    write = native_kernels.m_by_n_mask_in_place(tf.constant(scores), keep, 4,
+                                                mask, take_abs=True)
+    with tf.compat.v1.Session() as session:
+      session.run(mask.initializer)
+      for m in range(6):
+        session.run(write, {keep: m})
+        expected = native_kernels.m_by_n_mask(
+            tf.constant(scores), min(m, 4), 4, take_abs=True)
+        np.testing.assert_array_equal(session.run(mask),
+                                      session.run(expected), err_msg=str(m))
+      with pytest.raises(tf.errors.InvalidArgumentError,
+                         match=r'm must be >= 0 \(how many of every 4 '
+                         r'survive\), got -1'):
+        session.run(write, {keep: -1})
+
+
 @pytest.mark.parametrize('method,extra', [('sort', ''),
-                                          ('exact', _BLOCKS[0])])
+                                          ('exact', _BLOCKS[0]),
+                                          ('histogram', ',sparsity_m_by_n=2:4')])
 def test_in_place_update_allocates_no_mask_buffer(method, extra):
   mask_bytes = np.prod(_SHAPE) * 4
   with tf.Graph().as_default():
@@ -161,8 +209,11 @@ def test_in_place_update_allocates_no_mask_buffer(method, extra):
   assert peak < mask_bytes / 4, peak
 
 
-@pytest.mark.parametrize('extra', ['', _BLOCKS[0]])
-def test_a_live_read_keeps_the_old_mask(extra):
+@pytest.mark.parametrize('extra,at_step,kept', [
+    ('', 0, 0.7),  # initial_sparsity 0.3.
+    (_BLOCKS[0], 0, 0.7),
+    (',sparsity_m_by_n=2:4', 100, 0.5)])  # The end of the schedule.
+def test_a_live_read_keeps_the_old_mask(extra, at_step, kept):
   """A read of the mask that the update waits for holds its buffer: the
   update writes a new one and the read still shows the old values."""
   with tf.Graph().as_default():
@@ -172,10 +223,11 @@ def test_a_live_read_keeps_the_old_mask(extra):
       update = prune.mask_update_op()
     with tf.compat.v1.Session() as session:
       session.run(tf.compat.v1.global_variables_initializer())
+      session.run(step.assign(at_step))
       old, _ = session.run([before, update])
       new = session.run(mask)
   np.testing.assert_array_equal(old, np.ones(_SHAPE, np.float32))
-  assert new.mean() == pytest.approx(0.7, abs=1e-3)  # initial_sparsity 0.3.
+  assert new.mean() == pytest.approx(kept, abs=1e-3)
 
 
 @pytest.mark.parametrize('extra', [

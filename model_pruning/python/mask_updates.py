@@ -60,12 +60,9 @@ def new_threshold_and_mask(record, context):
 
       if settings.m_by_n is None:
         return elementwise()
-      # The part of the schedule done is measured against the weight's own
-      # target, so it too ends exactly M:N.
-      target = (spec.target_sparsity if settings.target is None
-                else settings.target)
       return saliency_masks.scheduled_m_by_n_mask(
-          weights, settings.m_by_n, sparsity, target, record.name,
+          weights, settings.m_by_n, sparsity, _own_target(settings, spec),
+          record.name,
           fallback=elementwise,
           saliency=(saliency_masks.saliency(weights, gradients, True)
                     if context.use_gradient else None))
@@ -75,6 +72,13 @@ def new_threshold_and_mask(record, context):
     return saliency_masks.block_mask(
         weights, gradients, settings.block_dims, spec.block_pooling_function,
         spec.use_tpu, sparsity, record.threshold, context.method, previous)
+
+
+def _own_target(settings, spec):
+  """The weight's own target sparsity: N:M measures the part of the
+  schedule done against it, so that it too ends exactly M:N."""
+  return (spec.target_sparsity if settings.target is None
+          else settings.target)
 
 
 def assign_ops(record, new_threshold, new_mask):
@@ -89,20 +93,26 @@ def assign_ops(record, new_threshold, new_mask):
 
 
 def _in_place_assign_ops(record, context):
-  """The threshold assign (and block expansion) of a |W| update whose kernel
-  writes the mask variable itself (`saliency_masks.updates_in_place`,
-  `updates_blocks_in_place`), or None."""
+  """The threshold assign (and block expansion or N:M write) of a |W|
+  update whose kernel writes the mask variable itself
+  (`saliency_masks.updates_in_place`, `updates_blocks_in_place`,
+  `updates_m_by_n_in_place`), or None."""
   settings = record.settings
   mask = record.mask
-  if (context.use_gradient or settings.m_by_n is not None or
+  if (context.use_gradient or
       pruning_variables.is_partitioned(mask) or
       pruning_variables.is_partitioned(record.weight) or
       not runs_in_one_call([mask])):
     return None
   # Decided from the variable's static shape and dtype: no read is built
   # for an update that takes the other path.
-  blocked = _is_blocked(record.weight, settings.block_dims)
-  if blocked:
+  m_by_n = settings.m_by_n
+  blocked = m_by_n is None and _is_blocked(record.weight, settings.block_dims)
+  if m_by_n is not None:
+    if not saliency_masks.updates_m_by_n_in_place(record.weight, mask,
+                                                  m_by_n):
+      return None
+  elif blocked:
     if not saliency_masks.updates_blocks_in_place(record.weight, mask):
       return None
   elif not saliency_masks.updates_in_place(record.weight, mask,
@@ -111,7 +121,12 @@ def _in_place_assign_ops(record, context):
   sparsity = context.sparsity_for(settings.target)
   writes = []
   with tf.compat.v1.name_scope(record.name + '_pruning_ops'):
-    if blocked:
+    if m_by_n is not None:
+      threshold, write = saliency_masks.scheduled_m_by_n_mask_in_place(
+          _read(record.weight), mask, m_by_n, sparsity,
+          _own_target(settings, context.spec))
+      writes.append(write)
+    elif blocked:
       spec = context.spec
       threshold, write = saliency_masks.block_mask_in_place(
           _read(record.weight), mask, settings.block_dims,

@@ -237,4 +237,13 @@ def m_by_n_mask(scores, m, n, take_abs):
                                           take_abs=take_abs)
 
 
+def m_by_n_mask_in_place(scores, m, n, mask, take_abs):
+  """`m_by_n_mask` writing into `mask` (a float32 resource variable of the
+  scores' shape) under its lock, in the variable's own buffer when no read
+  of it is alive; m is an int32 tensor (m >= n keeps every weight), n a
+  Python int. Returns the op."""
+  return load().model_pruning_m_by_n_mask_in_place(
+      scores, tf.cast(m, tf.int32), mask.handle, n=n, take_abs=take_abs)
+
+
 load()

@@ -381,12 +381,7 @@ def scheduled_m_by_n_mask(weights, m_by_n, sparsity, target_sparsity,
                     'channels; falling back to unstructured pruning.', name,
                     weights.get_shape(), m, n)
     return fallback()
-  if target_sparsity > 0:
-    done = tf.clip_by_value(tf.cast(sparsity, tf.float32) / target_sparsity,
-                            0.0, 1.0)
-  else:
-    done = tf.constant(1.0)
-  zeros = tf.cast(tf.floor(float(n - m) * done + 1e-6), tf.int32)
+  zeros = _m_by_n_zeros(m_by_n, sparsity, target_sparsity)
 
   scores = weights if saliency is None else saliency
   native = _runs_native(scores)
@@ -404,6 +399,43 @@ def scheduled_m_by_n_mask(weights, m_by_n, sparsity, target_sparsity,
   mask = tf.switch_case(tf.clip_by_value(zeros, 0, n - m), branches)
   mask.set_shape(weights.get_shape())
   return tf.zeros([], weights.dtype), mask
+
+
+def _m_by_n_zeros(m_by_n, sparsity, target_sparsity):
+  """z = floor((N - M) r), r = s(t) / target_sparsity clipped to [0, 1]
+  (1 when the target is 0): how many of every N the schedule prunes now,
+  as an int32 tensor."""
+  m, n = m_by_n
+  if target_sparsity > 0:
+    done = tf.clip_by_value(tf.cast(sparsity, tf.float32) / target_sparsity,
+                            0.0, 1.0)
+  else:
+    done = tf.constant(1.0)
+  return tf.cast(tf.floor(float(n - m) * done + 1e-6), tf.int32)
+
+
+def updates_m_by_n_in_place(weights, mask, m_by_n):
+  """Whether `scheduled_m_by_n_mask_in_place` can write `mask` from
+  |weights|: `_kernels_write_mask`, weights the kernels read, and a shape
+  that holds N:M groups (else the update falls back to unstructured)."""
+  return (_kernels_write_mask(weights, mask) and
+          _compute_dtype(weights.dtype) in native_kernels.NATIVE_DTYPES and
+          nm_sparsity.can_apply_m_by_n(weights.get_shape(), m_by_n[1]))
+
+
+def scheduled_m_by_n_mask_in_place(weights, mask, m_by_n, sparsity,
+                                   target_sparsity):
+  """`scheduled_m_by_n_mask` by |W| that writes the mask into the variable
+  `mask` (`updates_m_by_n_in_place`), as `elementwise_mask_in_place` does:
+  one op that takes how many survive (N - z) as an input. Returns
+  (threshold 0, the op that writes the mask)."""
+  m, n = m_by_n
+  values = tf.cast(weights, _compute_dtype(weights.dtype))
+  keep = n - tf.clip_by_value(_m_by_n_zeros(m_by_n, sparsity, target_sparsity),
+                              0, n - m)
+  write = native_kernels.m_by_n_mask_in_place(values, keep, n, mask,
+                                              take_abs=True)
+  return tf.zeros([], values.dtype), write
 
 
 def joint_masks(weights_list, gradients_list, block_dims, pooling, use_tpu,

@@ -151,6 +151,27 @@ n consecutive input channels, the m largest scores (|scores| when take_abs)
 survive, ties to the lower index; a last, partial group keeps at most m.
 )doc");
 
+REGISTER_OP("ModelPruningMByNMaskInPlace")
+    .Input("scores: T")
+    .Input("m: int32")
+    .Input("mask: resource")
+    .Attr("T: {float, double}")
+    .Attr("n: int >= 1")
+    .Attr("take_abs: bool = true")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      ::tensorflow::shape_inference::ShapeHandle scores;
+      ::tensorflow::shape_inference::ShapeHandle m;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 2, &scores));
+      return c->WithRank(c->input(1), 0, &m);
+    })
+    .Doc(R"doc(
+ModelPruningMByNMask with m a scalar input (>= 0; m >= n keeps every
+weight), writing into `mask`, an initialized float32 resource variable of
+the scores' shape, under its lock: into its own buffer when nothing else
+holds it (no new buffer, nothing freed), else into a new one it then holds.
+)doc");
+
 REGISTER_OP("ModelPruningPoolBlocks")
     .Input("values: T")
     .Output("pooled: T")
@@ -1389,14 +1410,92 @@ class MaskUpdateOp : public OpKernel {
   std::unique_ptr<Selector<T>> selector_;
 };
 
+// One column chunk of one N:M group: `rows` (<= n) rows of `cols` scores
+// from `group` (rows `width` apart) into `score` and `margin` (n x
+// kColumnChunk each, in L1), each pair i < j compared once (c = [s_j > s_i]
+// adds to i's margin and subtracts from j's), then out[i] = [margin_i <
+// m - i], with streaming stores when `stream` (StreamsMask; the caller
+// fences). Inlined into a default and an AVX2 copy (NmChunkAvx2): the
+// compiler vectorizes the column loops, 8 lanes wide in the second.
+template <typename T>
+__attribute__((always_inline)) inline void NmChunk(
+    const T* group, int64_t width, int64_t rows, int64_t cols, int64_t m,
+    bool take_abs, bool stream, T* score, int32_t* margin, float* out) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* from = group + i * width;
+    T* to = score + i * kColumnChunk;
+    for (int64_t o = 0; o < cols; ++o) {
+      to[o] = take_abs ? std::fabs(from[o]) : from[o];
+    }
+    std::fill_n(margin + i * kColumnChunk, cols, 0);
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* si = score + i * kColumnChunk;
+    int32_t* mi = margin + i * kColumnChunk;
+    for (int64_t j = i + 1; j < rows; ++j) {
+      const T* sj = score + j * kColumnChunk;
+      int32_t* mj = margin + j * kColumnChunk;
+      for (int64_t o = 0; o < cols; ++o) {
+        const int32_t c = sj[o] > si[o];
+        mi[o] += c;
+        mj[o] -= c;
+      }
+    }
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    const int32_t* mi = margin + i * kColumnChunk;
+    float* out_row = out + i * width;
+    const int32_t limit =
+        static_cast<int32_t>(std::min<int64_t>(m, 1 << 30) - i);
+    int64_t o = 0;
+#ifdef __SSE2__
+    if (stream) {
+      for (; o < cols && reinterpret_cast<uintptr_t>(out_row + o) % 16 != 0;
+           ++o) {
+        out_row[o] = mi[o] < limit ? 1.0f : 0.0f;
+      }
+      const __m128i limits = _mm_set1_epi32(limit);
+      const __m128 one = _mm_set1_ps(1.0f);
+      for (; o + 4 <= cols; o += 4) {
+        const __m128i below = _mm_cmplt_epi32(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(mi + o)),
+            limits);
+        _mm_stream_ps(out_row + o, _mm_and_ps(_mm_castsi128_ps(below), one));
+      }
+    }
+#endif
+    for (; o < cols; ++o) {
+      out_row[o] = mi[o] < limit ? 1.0f : 0.0f;
+    }
+  }
+}
+
+template <typename T>
+void NmChunkDefault(const T* group, int64_t width, int64_t rows,
+                    int64_t cols, int64_t m, bool take_abs, bool stream,
+                    T* score, int32_t* margin, float* out) {
+  NmChunk(group, width, rows, cols, m, take_abs, stream, score, margin, out);
+}
+
+#ifdef MODEL_PRUNING_AVX2
+template <typename T>
+__attribute__((target("avx2"))) void NmChunkAvx2(
+    const T* group, int64_t width, int64_t rows, int64_t cols, int64_t m,
+    bool take_abs, bool stream, T* score, int32_t* margin, float* out) {
+  NmChunk(group, width, rows, cols, m, take_abs, stream, score, margin, out);
+}
+#endif
+
 // nm_sparsity._pairwise_keep's rule with the same comparisons (so ties and
 // NaN scores give the same mask): with c_ij = [s_j > s_i],
 // keep_i <=> sum_{j>i} c_ij - sum_{k<i} c_ki < m - i.
 template <typename T>
 class MByNMaskOp : public OpKernel {
  public:
+  // ModelPruningMByNMask has the attr m; the in-place op takes m as input 1.
   explicit MByNMaskOp(OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, context->GetAttr("m", &m_));
+    in_place_ = context->num_inputs() == 3;
+    if (!in_place_) OP_REQUIRES_OK(context, context->GetAttr("m", &m_));
     OP_REQUIRES_OK(context, context->GetAttr("n", &n_));
     OP_REQUIRES_OK(context, context->GetAttr("take_abs", &take_abs_));
   }
@@ -1408,8 +1507,38 @@ class MByNMaskOp : public OpKernel {
                 absl::InvalidArgumentError(absl::StrCat(
                     "scores must have rank >= 2 (input channels on axis "
                     "-2), got shape ", shape.DebugString())));
-    Tensor* mask_tensor = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(0, shape, &mask_tensor));
+    if (!in_place_) {
+      Tensor* mask_tensor = nullptr;
+      OP_REQUIRES_OK(context,
+                     context->allocate_output(0, shape, &mask_tensor));
+      Write(context, m_, mask_tensor->flat<float>().data());
+      return;
+    }
+    const Tensor& m_tensor = context->input(1);
+    OP_REQUIRES(context, m_tensor.dims() == 0,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "m must be a scalar, got shape ",
+                    m_tensor.shape().DebugString())));
+    const int64_t m = m_tensor.scalar<int32_t>()();
+    OP_REQUIRES(context, m >= 0,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "m must be >= 0 (how many of every ", n_,
+                    " survive), got ", m)));
+    // In place: the mask variable's buffer, under its lock for the write.
+    WriteMaskVariable(
+        context, 2,
+        [&](const TensorShape& mask_shape) { return mask_shape == shape; },
+        absl::StrCat("the scores' shape ", shape.DebugString()),
+        [&](Tensor* mask_tensor) {
+          Write(context, m, mask_tensor->flat<float>().data());
+        });
+  }
+
+ private:
+  // Writes every entry of `mask` (the scores' shape): m of every n survive.
+  void Write(OpKernelContext* context, int64_t m, float* mask) {
+    const Tensor& scores_tensor = context->input(0);
+    const TensorShape& shape = scores_tensor.shape();
     const int64_t depth = shape.dim_size(shape.dims() - 2);
     const int64_t width = shape.dim_size(shape.dims() - 1);
     const int64_t total = shape.num_elements();
@@ -1417,14 +1546,15 @@ class MByNMaskOp : public OpKernel {
     const int64_t outer = total / (depth * width);
     const int64_t groups_per_outer = (depth + n_ - 1) / n_;
     const T* scores = scores_tensor.flat<T>().data();
-    float* mask = mask_tensor->flat<float>().data();
-    const int64_t m = m_;
     const int64_t n = n_;
     const bool take_abs = take_abs_;
+    const bool stream = StreamsMask(total);
+    auto chunk = &NmChunkDefault<T>;
+#ifdef MODEL_PRUNING_AVX2
+    if (UseAvx2()) chunk = &NmChunkAvx2<T>;
+#endif
     // One unit of work: one group of n rows of one outer slice, taken in
-    // column chunks whose n rows of scores and margins stay in L1. Each
-    // pair i < j is compared once: c = [s_j > s_i] adds to i's margin and
-    // subtracts from j's.
+    // column chunks whose n rows of scores and margins stay in L1 (NmChunk).
     auto pass = [=](int64_t begin, int64_t end) {
       std::vector<T> score(n * kColumnChunk);
       std::vector<int32_t> margin(n * kColumnChunk);
@@ -1435,38 +1565,14 @@ class MByNMaskOp : public OpKernel {
         const T* group = scores + (b * depth + first) * width;
         float* out = mask + (b * depth + first) * width;
         for (int64_t col = 0; col < width; col += kColumnChunk) {
-          const int64_t cols = std::min(kColumnChunk, width - col);
-          for (int64_t i = 0; i < rows; ++i) {
-            const T* from = group + i * width + col;
-            T* to = score.data() + i * kColumnChunk;
-            for (int64_t o = 0; o < cols; ++o) {
-              to[o] = take_abs ? std::fabs(from[o]) : from[o];
-            }
-            std::fill_n(margin.data() + i * kColumnChunk, cols, 0);
-          }
-          for (int64_t i = 0; i < rows; ++i) {
-            const T* si = score.data() + i * kColumnChunk;
-            int32_t* mi = margin.data() + i * kColumnChunk;
-            for (int64_t j = i + 1; j < rows; ++j) {
-              const T* sj = score.data() + j * kColumnChunk;
-              int32_t* mj = margin.data() + j * kColumnChunk;
-              for (int64_t o = 0; o < cols; ++o) {
-                const int32_t c = sj[o] > si[o];
-                mi[o] += c;
-                mj[o] -= c;
-              }
-            }
-          }
-          for (int64_t i = 0; i < rows; ++i) {
-            const int32_t* mi = margin.data() + i * kColumnChunk;
-            float* out_row = out + i * width + col;
-            const int32_t limit = static_cast<int32_t>(m - i);
-            for (int64_t o = 0; o < cols; ++o) {
-              out_row[o] = mi[o] < limit ? 1.0f : 0.0f;
-            }
-          }
+          chunk(group + col, width, rows, std::min(kColumnChunk, width - col),
+                m, take_abs, stream, score.data(), margin.data(), out + col);
         }
       }
+#ifdef __SSE2__
+      // Streaming stores are weakly ordered: visible before the caller's.
+      if (stream) _mm_sfence();
+#endif
     };
     auto* workers = context->device()->tensorflow_cpu_worker_threads();
     ::tensorflow::Shard(workers->num_threads, workers->workers,
@@ -1474,8 +1580,8 @@ class MByNMaskOp : public OpKernel {
                         /*cost_per_unit=*/n * n * width, pass);
   }
 
- private:
-  int64_t m_;
+  bool in_place_;
+  int64_t m_ = 0;
   int64_t n_;
   bool take_abs_;
 };
@@ -1772,6 +1878,11 @@ class ExpandBlocksOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("ModelPruningMByNMask")                 \
                               .Device(DEVICE_CPU)                      \
                               .TypeConstraint<T>("T"),                 \
+                          MByNMaskOp<T>);                              \
+  REGISTER_KERNEL_BUILDER(Name("ModelPruningMByNMaskInPlace")          \
+                              .Device(DEVICE_CPU)                      \
+                              .TypeConstraint<T>("T")                  \
+                              .HostMemory("m"),                        \
                           MByNMaskOp<T>);                              \
   REGISTER_KERNEL_BUILDER(Name("ModelPruningPoolBlocks")               \
                               .Device(DEVICE_CPU)                      \
