@@ -72,6 +72,12 @@ _FREQUENCIES = flags.DEFINE_list('frequencies', ['0', '1', '10', '100'],
 _METHOD = flags.DEFINE_enum('threshold_method', 'histogram',
                             ['histogram', 'sort', 'exact'],
                             'threshold_method of the pruned runs.')
+_INITIAL_SPARSITY = flags.DEFINE_float(
+    'initial_sparsity', 0.0,
+    'initial_sparsity of the pruned runs. At 0 the schedule (target 0.9 at '
+    'step 1e6) stays near sparsity 0 over a run, where histogram masks stay '
+    'all ones (mask_sparsity in the report); 0.5 times updates at a '
+    'realistic sparsity.', lower_bound=0.0, upper_bound=0.9)
 _BATCH = flags.DEFINE_integer('batch_size', 256, 'Batch size.', lower_bound=1)
 _WINDOW = flags.DEFINE_integer('window', 100, 'Steps per timed window.',
                                lower_bound=1)
@@ -182,9 +188,10 @@ class PausableHook(tf.compat.v1.train.SessionRunHook):
 # One built configuration: `window()` runs `window` steps; `floor()` (None
 # unless pruned) the same train op without pruning in the same session
 # (hook driver: with the hook paused), then takes its steps back off the
-# global step; `global_step()` reads it.
-Configuration = collections.namedtuple('Configuration',
-                                       ['window', 'floor', 'global_step'])
+# global step; `global_step()` reads it. `mask_sparsity()`: the fraction of
+# zeros over the model's masks now (None without masks).
+Configuration = collections.namedtuple(
+    'Configuration', ['window', 'floor', 'global_step', 'mask_sparsity'])
 
 
 def build_window(model, frequency):
@@ -221,8 +228,9 @@ def build_window(model, frequency):
     if frequency:
       hparams = pruning.get_pruning_hparams().parse(
           'threshold_method=%s,pruning_frequency=%d,target_sparsity=0.9,'
-          'threshold_decay=0.0,sparsity_function_end_step=1000000' %
-          (_METHOD.value, frequency))
+          'initial_sparsity=%r,threshold_decay=0.0,'
+          'sparsity_function_end_step=1000000' %
+          (_METHOD.value, frequency, _INITIAL_SPARSITY.value))
       prune = pruning.Pruning(hparams, global_step=step)
       if _DRIVER.value == 'hook':
         pausable = PausableHook(pruning_hook.PruningHook(
@@ -231,6 +239,11 @@ def build_window(model, frequency):
       else:
         with tf.control_dependencies([train_op]):
           pruned_step = prune.conditional_mask_update_op()
+    masks = pruning.get_masks()
+    zeros = (tf.add_n([tf.reduce_sum(tf.cast(tf.equal(m, 0.0), tf.float32))
+                       for m in masks]) / sum(m.shape.num_elements()
+                                              for m in masks)
+             if masks else None)
     config = bench_util.session_config(_THREADS.value)
     if _DRIVER.value == 'hook':
       session = tf.compat.v1.train.MonitoredSession(
@@ -258,7 +271,17 @@ def build_window(model, frequency):
   def global_step():
     return session.run(step)
 
-  return Configuration(window, floor if frequency else None, global_step)
+  def mask_sparsity():
+    if pausable is not None:
+      pausable.paused = True
+    try:
+      return float(session.run(zeros))
+    finally:
+      if pausable is not None:
+        pausable.paused = False
+
+  return Configuration(window, floor if frequency else None, global_step,
+                       mask_sparsity if masks else None)
 
 
 def time_interleaved(built):
@@ -349,7 +372,9 @@ def main(argv):
           points_ci95_low=ci_low, points_ci95_high=ci_high,
           points_rounds=in_session,
           points_interleaved=interleaved,
-          points_over_masks_only_row=row_points, target=target, met=met))
+          points_over_masks_only_row=row_points, target=target, met=met,
+          mask_sparsity=(config.mask_sparsity() if config.mask_sparsity
+                         else None)))
       print('%s f=%d: %.2f ms vs %.2f ms' % (model, frequency, ms, base_ms),
             flush=True)
   bench_util.report(
@@ -359,11 +384,11 @@ def main(argv):
                             'points_q75', 'points_ci95_low',
                             'points_ci95_high', 'points_interleaved',
                             'points_over_masks_only_row',
-                            'target', 'met'], rows,
+                            'target', 'met', 'mask_sparsity'], rows,
       before, _OUTPUT.value,
       batch_size=_BATCH.value, window=_WINDOW.value, repeats=_REPEATS.value,
       threshold_method=_METHOD.value, threads=_THREADS.value,
-      driver=_DRIVER.value)
+      driver=_DRIVER.value, initial_sparsity=_INITIAL_SPARSITY.value)
 
 
 if __name__ == '__main__':

@@ -81,8 +81,11 @@ def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   assert (tenth['points_ci95_low'] <= tenth['points_over_masks_only'] <=
           tenth['points_ci95_high'])
   assert masks_only['points_ci95_low'] is None
+  # The default schedule is near sparsity 0 over a run: all-ones masks.
+  assert report['initial_sparsity'] == 0.0
   for row in rows:
     assert row['ratio'] == pytest.approx(row['pruned_ms'] / row['unpruned_ms'])
+    assert row['mask_sparsity'] == 0.0
 
 
 def test_training_overhead_pairs_each_round_with_its_own_windows():
@@ -254,3 +257,27 @@ def test_floor_trains_without_moving_the_schedule(driver):
     config.window()
     assert config.global_step() == 6
     assert training_overhead_benchmark.build_window('mlp', 0).floor is None
+
+
+@pytest.mark.parametrize('driver', ['op', 'hook'])
+def test_initial_sparsity_reaches_the_masks_the_report_reads(driver):
+  """The default schedule leaves the masks all ones over a run; with
+  --initial_sparsity=0.5 the first updates prune half, and the report's
+  mask_sparsity reads it without moving the schedule."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl.testing import flagsaver  # pylint: disable=g-import-not-at-top
+  from benchmarks import training_overhead_benchmark  # pylint: disable=g-import-not-at-top
+  for initial, expected in ((0.0, 0.0), (0.5, 0.5)):
+    with flagsaver.flagsaver():
+      flags.FLAGS(['training_overhead_benchmark', '--window=3',
+                   '--batch_size=4', '--driver=%s' % driver,
+                   '--initial_sparsity=%g' % initial])
+      config = training_overhead_benchmark.build_window('mlp', 1)
+      assert config.mask_sparsity() == 0.0  # Before the first update.
+      config.window()
+      assert config.mask_sparsity() == pytest.approx(expected, abs=0.01)
+      assert config.global_step() == 3
+  with flagsaver.flagsaver():
+    flags.FLAGS(['training_overhead_benchmark', '--batch_size=4'])
+    assert training_overhead_benchmark.build_window(
+        'mlp', None).mask_sparsity is None
