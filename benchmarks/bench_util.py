@@ -45,32 +45,50 @@ def median_ms(fn, repeats, warmup, setup=None):
   return 1e3 * statistics.median(times)
 
 
-def median_interval(values, block=2, confidence=0.95, resamples=4000,
-                    seed=0):
-  """(low, high): a block-bootstrap interval of the median of `values`.
+def winsorized(step_times, quantile=99.0):
+  """`step_times` with every value above its `quantile`th percentile set to
+  it: a preemption (a step 3x as slow) would otherwise outweigh the effects
+  a benchmark compares, while a cost every step or every 100th step pays
+  sits below the cap."""
+  step_times = np.asarray(step_times, dtype=np.float64)
+  return np.minimum(step_times, np.percentile(step_times, quantile))
 
-  Resamples whole runs of `block` consecutive values (one ABBA cycle of
-  `time_in_session` is two rounds, whose order effects have opposite
-  signs), draws as many as the data holds, and takes the central
-  `confidence` quantiles of the resampled medians. A tail shorter than a
-  block is left out. Seeded, so a table prints the same interval for the
-  same rounds.
+
+def points_over(pruned, floor):
+  """100 (sum(pruned) / sum(floor) - 1): the overhead of one run's mean step
+  over another's, in points of the floor; rows are rounds, columns the
+  steps of a block (any shapes; each is winsorized first)."""
+  return 100.0 * (winsorized(pruned).sum() / winsorized(floor).sum() - 1.0)
+
+
+def points_interval(pruned, floor, group, confidence=0.95, resamples=2000,
+                    seed=0):
+  """(low, high): a bootstrap interval of `points_over(pruned, floor)`.
+
+  Resamples whole groups of `group` consecutive rounds (one cycle of the
+  orders the rounds run in, whose order effects cancel within it) and takes
+  the central `confidence` quantiles. Seeded, so a table prints the same
+  interval for the same steps.
   """
-  values = np.asarray(values, dtype=np.float64)
-  if block < 1:
-    raise ValueError('block must be >= 1, got %d' % block)
   if not 0.0 < confidence < 1.0:
     raise ValueError('confidence must be in (0, 1), got %r (0.95 for a 95%% '
                      'interval)' % (confidence,))
-  blocks = values[:len(values) // block * block].reshape(-1, block)
-  if len(blocks) < 2:
-    raise ValueError('median_interval needs at least two blocks of %d '
-                     'values, got %d values' % (block, len(values)))
+  if group < 1:
+    raise ValueError('group must be >= 1, got %d' % group)
+  pruned = np.asarray(pruned, dtype=np.float64)
+  floor = np.asarray(floor, dtype=np.float64)
+  groups = len(pruned) // group
+  if groups < 2:
+    raise ValueError('points_interval needs at least two groups of %d rounds,'
+                     ' got %d rounds' % (group, len(pruned)))
+  pruned = winsorized(pruned[:groups * group]).reshape(groups, -1)
+  floor = winsorized(floor[:groups * group]).reshape(groups, -1)
   rng = np.random.default_rng(seed)
-  picks = rng.integers(0, len(blocks), size=(resamples, len(blocks)))
-  medians = np.median(blocks[picks].reshape(resamples, -1), axis=1)
+  picks = rng.integers(0, groups, size=(resamples, groups))
+  points = 100.0 * (pruned.sum(axis=1)[picks].sum(axis=1) /
+                    floor.sum(axis=1)[picks].sum(axis=1) - 1.0)
   tail = 50.0 * (1.0 - confidence)
-  low, high = np.percentile(medians, [tail, 100.0 - tail])
+  low, high = np.percentile(points, [tail, 100.0 - tail])
   return float(low), float(high)
 
 

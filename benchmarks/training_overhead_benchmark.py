@@ -9,19 +9,34 @@ every configuration each. `pruned_ms` is the median over rounds of a
 window's mean step time; the overhead is the median over rounds of each
 round's own comparison (`paired_overheads`).
 
-The points over masks only that the targets judge compare each pruned
-window with a window of the same train op without pruning in the same
-session (the masks-only floor of that very graph and its buffers), whose
-steps are then taken back off the global step so that the schedule moves
-with the pruned windows alone: two sessions of one graph differ by up to
-1-2 points on a shared machine, more than the effect judged, and so did a
-floor with its own copy of the gradient ops. They come from a second
-phase (`time_in_session`): per pruned configuration, `in_session_rounds`
-rounds of its window and its floor back to back, in alternating order,
-with no other session between them; the judged figure is the median of
-the rounds' points, with their quartiles and a 95% interval of the median
-(`bench_util.median_interval`, resampling whole ABBA cycles), which says
-how finely the run resolves it; the JSON keeps every round's points.
+The points over masks only that the targets judge compare the pruned run
+with the same session's train op alone (the masks-only floor of that very
+graph and its buffers), whose steps are then taken back off the global
+step so that the schedule moves with the pruned run alone: two sessions
+of one graph differ by up to 1-2 points on a shared machine, more than
+the effect judged. They come from a second phase (`time_blocks`): per
+configuration, `in_session_rounds` rounds of one `block`-step block of
+each run back to back (the pruned run, that floor, and the same-run
+floor below), the rounds cycling through every order of the three. The
+points are 100 (mean step / floor's mean step - 1) over all rounds, each
+run's steps winsorized at their 99th percentile so that a preemption does
+not outweigh an update (`bench_util.points_over`), with a 95% bootstrap
+interval that resamples whole cycles of orders. Blocks of 10 steps
+(0.1 s) see less of the machine's drift (+-3% between one-second
+windows) than the 100-step windows this phase compared up to 2026-12-07,
+whose medians of per-round points spread 5 points between quartiles.
+
+Two more figures take the floor's executor apart from pruning's work. A
+session runs each distinct fetch through its own executor, and two
+executors of the very same train op differ by chance of the build:
+`executor_offset_points` (masks-only row) times a second one (a group of
+the train op) against the first, as a control. `points_over_same_run`
+compares the pruned run with its own run when no update is due (op
+driver: `last_mask_update_step` held ahead; hook driver: the hook paused
+and the train op fetched with the global step the hook adds), one
+executor, so it holds the updates' cost alone: it leaves out the not-due
+gate, which costs ~2.5 us a step in isolation.
+
 In the interleaved phase another session's windows ran between a pruned
 window and its floor, and there the points (`points_interleaved`) came out
 1.5-2.5 points higher than back to back on the 2026-12-06 machine
@@ -40,8 +55,9 @@ Usage:
   python3 -m benchmarks.training_overhead_benchmark [--models=mlp,cifar10]
 
 The pruned runs' schedule (target 0.9 at step 1e6, from
-`--initial_sparsity`, default 0) stays near sparsity 0 over a run, where
-histogram masks stay all ones: each row reports `mask_sparsity`, and
+`--initial_sparsity`, default 0) stays near sparsity 0 over a run (about
+1% after the in-session phase's 4,000 pruned steps), where histogram
+masks stay all or nearly all ones: each row reports `mask_sparsity`, and
 `--initial_sparsity=0.5` times the updates at a realistic sparsity.
 
 With --driver=hook every configuration runs in a `MonitoredSession`, the
@@ -49,14 +65,17 @@ pruned ones with a `PruningHook` given the train op (it decides on the host
 from the fetched global step whether an update can be due, and only then
 adds the conditional op, after the train op, to that run); the baseline and
 the masks-only runs have no hook. The
-same-session floor there is a window of the same monitored session with
-the hook paused (`PausableHook`), so the hook's own per-step work (the
-global step it fetches, its Python) counts as pruning's cost.
+same-session floor there runs the same monitored session with the hook
+paused (`PausableHook`), so the hook's own per-step work (the global step
+it fetches, its Python) counts as pruning's cost.
 
 The configurations' windows are interleaved (base, f=1, f=10, f=100, base,
 ...) so that a change in machine load affects all of them alike.
 """
 import collections
+import gc
+import itertools
+import time
 
 from absl import app
 from absl import flags
@@ -80,8 +99,9 @@ _METHOD = flags.DEFINE_enum('threshold_method', 'histogram',
 _INITIAL_SPARSITY = flags.DEFINE_float(
     'initial_sparsity', 0.0,
     'initial_sparsity of the pruned runs. At 0 the schedule (target 0.9 at '
-    'step 1e6) stays near sparsity 0 over a run, where histogram masks stay '
-    'all ones (mask_sparsity in the report); 0.5 times updates at a '
+    'step 1e6) stays near sparsity 0 over a run (about 1% at its end), where '
+    'histogram masks stay nearly all ones (mask_sparsity in the report); 0.5 '
+    'times updates at a '
     'realistic sparsity.', lower_bound=0.0, upper_bound=0.9)
 _BATCH = flags.DEFINE_integer('batch_size', 256, 'Batch size.', lower_bound=1)
 _WINDOW = flags.DEFINE_integer('window', 100, 'Steps per timed window.',
@@ -92,10 +112,12 @@ _WARMUP = flags.DEFINE_integer('warmup', 1, 'Untimed windows first.',
 _THREADS = flags.DEFINE_integer('threads', 2, 'TF intra/inter-op threads.',
                                 lower_bound=1)
 _IN_SESSION_ROUNDS = flags.DEFINE_integer(
-    'in_session_rounds', None,
-    'Rounds of the in-session phase (a pruned window and its floor window '
-    'back to back, per pruned configuration); default --repeats.',
-    lower_bound=1)
+    'in_session_rounds', 402,
+    'Rounds of the in-session phase, per configuration: each runs one block '
+    'of the pruned run and one of each floor, back to back (rounded up to '
+    'whole cycles of their orders).', lower_bound=1)
+_BLOCK = flags.DEFINE_integer(
+    'block', 10, 'Steps per block of the in-session phase.', lower_bound=1)
 _DRIVER = flags.DEFINE_enum(
     'driver', 'op', ['op', 'hook'],
     'op: one session.run of the conditional update op, which depends on the '
@@ -190,21 +212,25 @@ class PausableHook(tf.compat.v1.train.SessionRunHook):
     self.hook.end(session)
 
 
-# One built configuration: `window()` runs `window` steps; `floor()` (None
-# unless pruned) the same train op without pruning in the same session
-# (hook driver: with the hook paused), then takes its steps back off the
-# global step; `global_step()` reads it. `mask_sparsity()`: the fraction of
-# zeros over the model's masks now (None without masks).
+# One configuration's runs. Each takes a step count (default --window) and
+# returns the seconds of every step. `window` runs the configuration's step;
+# `floor` (pruned only, else None) the same session's train op alone, then
+# takes its steps back off the global step so that the pruned runs alone
+# move the schedule; `same_run` (pruned only) the window's own session.run
+# with no update due, steps taken back likewise; `twin` (masks only, else
+# None) the train op through a second executor (a group of it).
+# `global_step()` reads the step; `mask_sparsity()`: the fraction of zeros
+# over the model's masks now (None without masks).
 Configuration = collections.namedtuple(
-    'Configuration', ['window', 'floor', 'global_step', 'mask_sparsity'])
+    'Configuration', ['window', 'floor', 'same_run', 'twin', 'global_step',
+                      'mask_sparsity'])
 
 
 def build_window(model, frequency):
   """A graph and session for one configuration, as a Configuration.
 
-  The floor is the masks-only floor without the offset a separately built
-  session carries. frequency None = unpruned (the MLP without masks; the
-  cifar10 model always has them), 0 = masks but no update op.
+  frequency None = unpruned (the MLP without masks; the cifar10 model always
+  has them), 0 = masks but no update op.
   """
   graph = tf.Graph()
   with graph.as_default():
@@ -221,13 +247,12 @@ def build_window(model, frequency):
     # What a window runs each step: the train op, or (op driver, pruned)
     # the conditional update that depends on it.
     pruned_step = train_op
-    # The floor runs this very train op (its own gradient subgraph would sit
-    # elsewhere in memory: one graph's two copies differ by up to a point),
-    # then takes its steps back, so that the pruned windows alone drive the
-    # schedule: one update per `frequency` of their steps, none owed for the
-    # floor's.
-    rewind = (tf.compat.v1.assign_add(step, -_WINDOW.value) if frequency
-              else None)
+    # What the same-run floor runs each step: the window's own run.
+    same_run_fetches = train_op
+    steps_back = tf.compat.v1.placeholder(step.dtype, [])
+    rewind = tf.compat.v1.assign_add(step, -steps_back)
+    twin = tf.group(train_op, name='twin') if frequency == 0 else None
+    hold_off = release = None
     hooks = []
     pausable = None
     if frequency:
@@ -241,9 +266,14 @@ def build_window(model, frequency):
         pausable = PausableHook(pruning_hook.PruningHook(
             prune, log_every_n_steps=0, train_op=train_op))
         hooks.append(pausable)
+        # A step the hook finds not due runs the train op and the global
+        # step it fetches.
+        same_run_fetches = [train_op, step]
       else:
         with tf.control_dependencies([train_op]):
           pruned_step = prune.conditional_mask_update_op()
+        same_run_fetches = pruned_step
+        hold_off, release = _held_off_updates(prune)
     masks = pruning.get_masks()
     zeros = (tf.add_n([tf.reduce_sum(tf.cast(tf.equal(m, 0.0), tf.float32))
                        for m in masks]) / sum(m.shape.num_elements()
@@ -258,20 +288,35 @@ def build_window(model, frequency):
       session = tf.compat.v1.Session(graph=graph, config=config)
       session.run(tf.compat.v1.global_variables_initializer())
 
-  def window():
-    for _ in range(_WINDOW.value):
-      session.run(pruned_step)
+  def run_steps(fetches, steps):
+    times = np.empty(steps or _WINDOW.value)
+    for i in range(len(times)):
+      start = time.perf_counter()
+      session.run(fetches)
+      times[i] = time.perf_counter() - start
+    return times
 
-  def floor():
-    if pausable is not None:
-      pausable.paused = True
-    try:
-      for _ in range(_WINDOW.value):
-        session.run(train_op)
-      session.run(rewind)  # One run in `window`: ~0.005% of the window.
-    finally:
+  def window(steps=None):
+    return run_steps(pruned_step, steps)
+
+  def floor_of(fetches, hold):
+    """A floor run: `fetches` each step, with the hook paused and (`hold`)
+    no update due, then the global step taken back (one run: ~0.005% of a
+    window)."""
+    def floor(steps=None):
       if pausable is not None:
-        pausable.paused = False
+        pausable.paused = True
+      held = hold_off(session) if hold else None
+      try:
+        times = run_steps(fetches, steps)
+        session.run(rewind, {steps_back: len(times)})
+      finally:
+        if held is not None:
+          release(session, held)
+        if pausable is not None:
+          pausable.paused = False
+      return times
+    return floor
 
   def global_step():
     return session.run(step)
@@ -285,8 +330,38 @@ def build_window(model, frequency):
       if pausable is not None:
         pausable.paused = False
 
-  return Configuration(window, floor if frequency else None, global_step,
-                       mask_sparsity if masks else None)
+  return Configuration(
+      window,
+      floor_of(train_op, hold=False) if frequency else None,
+      floor_of(same_run_fetches, hold=hold_off is not None)
+      if frequency else None,
+      (lambda steps=None: run_steps(twin, steps)) if twin is not None
+      else None,
+      global_step, mask_sparsity if masks else None)
+
+
+def _held_off_updates(prune):
+  """(hold_off, release) for the op driver's same-run floor.
+
+  hold_off(session) sets `last_mask_update_step` so far ahead that no
+  update is due (last + f > t) and returns the value it held;
+  release(session, value) puts it back, so that the pruned runs' schedule
+  goes on where it was.
+  """
+  last = prune.last_update_step
+  ahead = tf.compat.v1.assign(last, tf.constant(2**30, last.dtype))
+  held = tf.compat.v1.placeholder(last.dtype, [])
+  put_back = tf.compat.v1.assign(last, held)
+
+  def hold_off(session):
+    value = session.run(last)
+    session.run(ahead)
+    return value
+
+  def release(session, value):
+    session.run(put_back, {held: value})
+
+  return hold_off, release
 
 
 def time_interleaved(built):
@@ -309,17 +384,43 @@ def time_interleaved(built):
   return times, floors
 
 
-def time_in_session(window, floor, rounds):
-  """Per-round points of `window` over `floor` (its same-session floor),
-  100 (t_window / t_floor - 1), each round the two back to back with no
-  other session in between, in alternating order (ABBA) so that whatever
-  the first window of a pair pays cancels."""
-  points = []
-  for round_index in range(rounds):
-    pair = (window, floor) if round_index % 2 == 0 else (floor, window)
-    times = {fn: bench_util.median_ms(fn, 1, 0) for fn in pair}
-    points.append(100.0 * (times[window] / times[floor] - 1.0))
-  return points
+def time_blocks(runs, rounds, block):
+  """Per-step seconds of each of `runs`, an array [rounds, block] each.
+
+  A round runs one `block`-step block of every run back to back, no other
+  session in between; successive rounds cycle through every order of the
+  runs (AB, BA; or the six orders of three), so that whatever a position
+  in the round pays (the first block after the last round's, a drift over
+  the round) falls on each run alike. `rounds` is rounded up to whole
+  cycles, which `bench_util.points_interval` resamples. Short blocks
+  interleave finely: the machine's speed drifts by +-3% between
+  one-second windows, and a block of 10 MLP steps is 0.1 s. Python's
+  garbage collector runs before and not during the phase.
+  """
+  orders = list(itertools.permutations(range(len(runs))))
+  rounds = -(-rounds // len(orders)) * len(orders)
+  times = [np.empty((rounds, block)) for _ in runs]
+  gc_was_enabled = gc.isenabled()
+  gc.collect()
+  gc.disable()
+  try:
+    for round_index in range(rounds):
+      for run_index in orders[round_index % len(orders)]:
+        times[run_index][round_index] = runs[run_index](block)
+  finally:
+    if gc_was_enabled:
+      gc.enable()
+  return times, len(orders)
+
+
+def in_session_points(window_times, floor_times, group):
+  """(points, (ci95 low, high)) of the window over one floor: 100 (mean
+  step / floor's mean step - 1), steps winsorized at their 99th
+  percentile (`bench_util.points_over`); the interval is None with fewer
+  than two cycles of `group` rounds."""
+  interval = (bench_util.points_interval(window_times, floor_times, group)
+              if len(window_times) >= 2 * group else None)
+  return float(bench_util.points_over(window_times, floor_times)), interval
 
 
 def paired_overheads(base, pruned, masks_only=None):
@@ -336,6 +437,12 @@ def paired_overheads(base, pruned, masks_only=None):
     return float(np.median(overhead)), None
   points = overhead - 100.0 * (np.asarray(masks_only) / base - 1.0)
   return float(np.median(overhead)), float(np.median(points))
+
+
+def _block_ms(**runs):
+  """{run: [ms of each round's block]} for the JSON."""
+  return {name: [float(ms) for ms in 1e3 * times.sum(axis=1)]
+          for name, times in runs.items()}
 
 
 def main(argv):
@@ -356,26 +463,38 @@ def main(argv):
       ms = float(np.median(samples))
       # floor is None only for the masks-only row, whose points are 0.
       overhead, interleaved = paired_overheads(base, samples, floor)
-      points = q25 = q75 = row_points = ci_low = ci_high = in_session = None
+      points = row_points = ci = same_run = same_run_ci = None
+      offset = offset_ci = blocks = None
       if frequency == 0:
         points = 0.0 if masks_only is not None else None
+        if config.twin is not None:
+          # The control: two executors of the very same train op.
+          (train, twin), group = time_blocks(
+              [config.window, config.twin], _IN_SESSION_ROUNDS.value,
+              _BLOCK.value)
+          offset, offset_ci = in_session_points(twin, train, group)
+          blocks = _block_ms(window=train, twin=twin)
       else:
-        in_session = time_in_session(
-            config.window, config.floor,
-            _IN_SESSION_ROUNDS.value or _REPEATS.value)
-        points = float(np.median(in_session))
-        q25, q75 = (float(q) for q in np.percentile(in_session, [25, 75]))
-        if len(in_session) >= 4:
-          ci_low, ci_high = bench_util.median_interval(in_session, block=2)
+        (window, floor_times, same_run_times), group = time_blocks(
+            [config.window, config.floor, config.same_run],
+            _IN_SESSION_ROUNDS.value, _BLOCK.value)
+        points, ci = in_session_points(window, floor_times, group)
+        same_run, same_run_ci = in_session_points(window, same_run_times,
+                                                  group)
+        blocks = _block_ms(window=window, floor=floor_times,
+                           same_run=same_run_times)
         if masks_only is not None:
           row_points = paired_overheads(base, samples, masks_only)[1]
       target, met = judge(frequency, overhead, points)
       rows.append(dict(
           model=model, pruning_frequency=frequency, unpruned_ms=base_ms,
           pruned_ms=ms, ratio=ms / base_ms, overhead_pct=overhead,
-          points_over_masks_only=points, points_q25=q25, points_q75=q75,
-          points_ci95_low=ci_low, points_ci95_high=ci_high,
-          points_rounds=in_session,
+          points_over_masks_only=points,
+          points_ci95_low=ci and ci[0], points_ci95_high=ci and ci[1],
+          points_over_same_run=same_run,
+          same_run_ci95=same_run_ci,
+          executor_offset_points=offset, executor_offset_ci95=offset_ci,
+          block_ms=blocks,
           points_interleaved=interleaved,
           points_over_masks_only_row=row_points, target=target, met=met,
           mask_sparsity=(config.mask_sparsity() if config.mask_sparsity
@@ -385,15 +504,16 @@ def main(argv):
   bench_util.report(
       'training_overhead', ['model', 'pruning_frequency', 'unpruned_ms',
                             'pruned_ms', 'ratio', 'overhead_pct',
-                            'points_over_masks_only', 'points_q25',
-                            'points_q75', 'points_ci95_low',
-                            'points_ci95_high', 'points_interleaved',
+                            'points_over_masks_only', 'points_ci95_low',
+                            'points_ci95_high', 'points_over_same_run',
+                            'executor_offset_points', 'points_interleaved',
                             'points_over_masks_only_row',
                             'target', 'met', 'mask_sparsity'], rows,
       before, _OUTPUT.value,
       batch_size=_BATCH.value, window=_WINDOW.value, repeats=_REPEATS.value,
       threshold_method=_METHOD.value, threads=_THREADS.value,
-      driver=_DRIVER.value, initial_sparsity=_INITIAL_SPARSITY.value)
+      driver=_DRIVER.value, initial_sparsity=_INITIAL_SPARSITY.value,
+      block=_BLOCK.value, in_session_rounds=_IN_SESSION_ROUNDS.value)
 
 
 if __name__ == '__main__':

@@ -59,7 +59,7 @@ def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   report = _run_benchmark('training_overhead_benchmark',
                           tmp_path / 'train.json', '--models=mlp',
                           '--frequencies=0,1,10', '--window=2', '--repeats=1',
-                          '--in_session_rounds=4', '--warmup=0',
+                          '--in_session_rounds=12', '--warmup=0',
                           '--batch_size=4', '--driver=%s' % driver)
   assert report['driver'] == driver
   rows = report['rows']
@@ -73,19 +73,29 @@ def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   assert masks_only['points_interleaved'] is None
   assert tenth['points_interleaved'] is not None
   assert tenth['met'] == (tenth['points_over_masks_only'] <= 1.0)
-  assert (tenth['points_q25'] <= tenth['points_over_masks_only'] <=
-          tenth['points_q75'])
-  assert len(tenth['points_rounds']) == 4
-  assert tenth['points_over_masks_only'] == pytest.approx(
-      np.median(tenth['points_rounds']))
-  assert (tenth['points_ci95_low'] <= tenth['points_over_masks_only'] <=
-          tenth['points_ci95_high'])
+  # 12 rounds: two cycles of the six orders of a pruned row's three runs,
+  # six of the masks-only row's two (its run and its twin).
+  assert report['block'] == 10 and report['in_session_rounds'] == 12
+  assert sorted(tenth['block_ms']) == ['floor', 'same_run', 'window']
+  assert all(len(ms) == 12 for ms in tenth['block_ms'].values())
+  assert sorted(masks_only['block_ms']) == ['twin', 'window']
+  for row, points, interval in (
+      (tenth, 'points_over_masks_only', None),
+      (tenth, 'points_over_same_run', 'same_run_ci95'),
+      (masks_only, 'executor_offset_points', 'executor_offset_ci95')):
+    low, high = ((row['points_ci95_low'], row['points_ci95_high'])
+                 if interval is None else row[interval])
+    assert low <= row[points] <= high
   assert masks_only['points_ci95_low'] is None
-  # The default schedule is near sparsity 0 over a run: all-ones masks.
+  assert masks_only['points_over_same_run'] is None
+  assert tenth['executor_offset_points'] is None
+  # The default schedule is near sparsity 0 over a run: masks near all
+  # ones (0 for the masks-only row, which never updates).
   assert report['initial_sparsity'] == 0.0
+  assert masks_only['mask_sparsity'] == 0.0
   for row in rows:
     assert row['ratio'] == pytest.approx(row['pruned_ms'] / row['unpruned_ms'])
-    assert row['mask_sparsity'] == 0.0
+    assert 0.0 <= row['mask_sparsity'] < 0.01
 
 
 def test_training_overhead_pairs_each_round_with_its_own_windows():
@@ -105,53 +115,76 @@ def test_training_overhead_pairs_each_round_with_its_own_windows():
   assert training_overhead_benchmark.paired_overheads(base, pruned)[1] is None
 
 
-def test_median_interval_covers_the_true_median_about_as_often_as_asked():
+def test_points_over_winsorizes_each_run_at_its_99th_percentile():
+  from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(3)
+  floor = 9.0 * (1 + 0.02 * rng.standard_normal((200, 10)))
+  pruned = floor[::-1] * 1.01  # Other rounds' steps, each 1% slower.
+  assert bench_util.points_over(pruned, floor) == pytest.approx(1.0, abs=0.2)
+  # One preemption (a step 3x as slow) in the floor would read as -1 point
+  # in a plain mean; at the cap it is one more slow step.
+  preempted = floor.copy()
+  preempted[5, 5] = 9.0 * 200
+  raw = 100 * (pruned.sum() / preempted.sum() - 1)
+  assert raw < -5.0
+  assert bench_util.points_over(pruned, preempted) == pytest.approx(
+      bench_util.points_over(pruned, floor), abs=0.05)
+  # A cost one step in ten pays (a due update, +7% of a step) is kept.
+  due = floor.copy()
+  due[:, 3] *= 1.07
+  assert bench_util.points_over(due, floor) == pytest.approx(0.7, abs=0.05)
+
+
+def test_points_interval_covers_the_true_points_about_as_often_as_asked():
   from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(1)
   covered = []
   widths = {}
-  for n in (40, 160):
-    for _ in range(150):
-      sample = rng.standard_normal(n)  # True median 0.
-      low, high = bench_util.median_interval(sample, block=2,
-                                             resamples=1000)
-      assert low <= np.median(sample) <= high
-      covered.append(low <= 0.0 <= high)
-      widths.setdefault(n, []).append(high - low)
+  for rounds in (60, 240):
+    for _ in range(100):
+      # Each round's speed drifts; the pruned steps cost 1% more.
+      speed = 1 + 0.03 * rng.standard_normal((rounds, 1))
+      floor = 9.0 * speed * (1 + 0.05 * rng.standard_normal((rounds, 10)))
+      pruned = 9.09 * speed * (1 + 0.05 * rng.standard_normal((rounds, 10)))
+      low, high = bench_util.points_interval(pruned, floor, group=2,
+                                             resamples=500)
+      assert low <= bench_util.points_over(pruned, floor) <= high
+      covered.append(low <= 1.0 <= high)
+      widths.setdefault(rounds, []).append(high - low)
   assert 0.88 <= np.mean(covered) <= 0.99
   # Four times the rounds, about half the width (1 / sqrt(n)).
-  assert 0.4 <= np.mean(widths[160]) / np.mean(widths[40]) <= 0.6
+  assert 0.4 <= np.mean(widths[240]) / np.mean(widths[60]) <= 0.6
 
 
-def test_median_interval_resamples_whole_abba_cycles():
+def test_points_interval_resamples_whole_cycles_of_orders():
   from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
-  # Rounds alternate a +3 and a -1 order effect around 1: every resampled
-  # cycle keeps one of each, so the median cannot move; resampled round by
-  # round, the two sides' counts drift apart and it does.
-  alternating = np.tile([4.0, 0.0], 30)
-  assert bench_util.median_interval(alternating, block=2) == (2.0, 2.0)
-  low, high = bench_util.median_interval(alternating, block=1)
-  assert low == 0.0 and high == 4.0
-  assert bench_util.median_interval([7.0] * 10) == (7.0, 7.0)
-  # Seeded: the same rounds print the same interval.
-  sample = np.random.default_rng(2).standard_normal(30)
-  assert (bench_util.median_interval(sample) ==
-          bench_util.median_interval(sample))
-  # A tail shorter than a block is left out.
-  assert bench_util.median_interval([1.0, 1.0, 1.0, 1.0, 50.0],
-                                    block=2) == (1.0, 1.0)
+  # Whichever block runs first pays 10% (a position effect); the orders
+  # alternate, so every whole cycle holds one of each and the interval
+  # collapses on the true 0 points; resampled round by round it does not.
+  floor = np.tile([[10.0], [11.0]], (30, 5))
+  pruned = np.tile([[11.0], [10.0]], (30, 5))
+  assert bench_util.points_over(pruned, floor) == pytest.approx(0.0)
+  low, high = bench_util.points_interval(pruned, floor, group=2)
+  assert low == pytest.approx(0.0) and high == pytest.approx(0.0)
+  low, high = bench_util.points_interval(pruned, floor, group=1)
+  assert low < -1.0 and high > 1.0
+  # Seeded: the same steps print the same interval.
+  noisy = floor * (1 + 0.1 * np.random.default_rng(2).random(floor.shape))
+  assert (bench_util.points_interval(noisy, floor, 2) ==
+          bench_util.points_interval(noisy, floor, 2))
 
 
-@pytest.mark.parametrize('values, block, confidence, message', [
-    ([1.0, 2.0, 3.0], 2, 0.95, 'at least two blocks of 2 values, got 3'),
-    ([1.0, 2.0], 0, 0.95, 'block must be >= 1, got 0'),
-    ([1.0, 2.0], 1, 95.0, r'confidence must be in \(0, 1\), got 95.0'),
+@pytest.mark.parametrize('rounds, group, confidence, message', [
+    (3, 2, 0.95, 'at least two groups of 2 rounds, got 3 rounds'),
+    (4, 0, 0.95, 'group must be >= 1, got 0'),
+    (4, 1, 95.0, r'confidence must be in \(0, 1\), got 95.0'),
 ])
-def test_median_interval_rejects_bad_arguments(values, block, confidence,
+def test_points_interval_rejects_bad_arguments(rounds, group, confidence,
                                                message):
   from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
+  steps = np.ones((rounds, 2))
   with pytest.raises(ValueError, match=message):
-    bench_util.median_interval(values, block=block, confidence=confidence)
+    bench_util.points_interval(steps, steps, group, confidence=confidence)
 
 
 @pytest.mark.slow
@@ -220,23 +253,34 @@ def test_pausable_hook_skips_only_per_run_calls_while_paused():
                          'before_run', 'after_run']
 
 
-def test_time_in_session_alternates_the_pair_and_compares_within_rounds(
-    monkeypatch):
-  from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
+def test_time_blocks_cycles_through_every_order_of_the_runs():
+  import gc  # pylint: disable=g-import-not-at-top
   from benchmarks import training_overhead_benchmark  # pylint: disable=g-import-not-at-top
   order = []
-  window = lambda: order.append('window')
-  floor = lambda: order.append('floor')
-  # Round r's floor takes 1 + r ms (a machine slowing down), its window 10%
-  # more: every round's points are 10 whatever the drift.
-  def fake_median_ms(fn, *unused_args):
-    fn()
-    slow = 1.0 + (len(order) - 1) // 2  # The round the call belongs to.
-    return slow * (1.1 if order[-1] == 'window' else 1.0)
-  monkeypatch.setattr(bench_util, 'median_ms', fake_median_ms)
-  points = training_overhead_benchmark.time_in_session(window, floor, 4)
-  assert order == ['window', 'floor', 'floor', 'window'] * 2
-  assert points == pytest.approx([10.0] * 4)
+  gc_during = []
+
+  def run_of(name, seconds):
+    def run(steps):
+      order.append(name)
+      gc_during.append(gc.isenabled())
+      return np.full(steps, seconds)
+    return run
+
+  runs = [run_of('window', 1.1), run_of('floor', 1.0),
+          run_of('same_run', 1.05)]
+  (window, floor, same_run), group = training_overhead_benchmark.time_blocks(
+      runs, rounds=7, block=3)
+  assert group == 6
+  # 7 rounds round up to two whole cycles of the six orders.
+  assert window.shape == floor.shape == same_run.shape == (12, 3)
+  rounds = [tuple(order[i:i + 3]) for i in range(0, len(order), 3)]
+  assert len(set(rounds[:6])) == 6 and rounds[6:] == rounds[:6]
+  assert (window == 1.1).all() and (floor == 1.0).all()
+  assert (same_run == 1.05).all()
+  assert not any(gc_during)
+  assert gc.isenabled()
+  (_, _), group = training_overhead_benchmark.time_blocks(runs[:2], 3, 1)
+  assert group == 2
 
 
 @pytest.mark.parametrize('driver', ['op', 'hook'])
@@ -256,7 +300,72 @@ def test_floor_trains_without_moving_the_schedule(driver):
     assert config.global_step() == 3
     config.window()
     assert config.global_step() == 6
-    assert training_overhead_benchmark.build_window('mlp', 0).floor is None
+    masks_only = training_overhead_benchmark.build_window('mlp', 0)
+    assert masks_only.floor is None and masks_only.same_run is None
+    assert config.twin is None
+
+
+@pytest.mark.parametrize('driver', ['op', 'hook'])
+def test_same_run_floor_runs_no_update_and_leaves_the_schedule(driver):
+  """The same-run floor trains through the window's own run with no update
+  due, then puts the step and the last update step back."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl.testing import flagsaver  # pylint: disable=g-import-not-at-top
+  from benchmarks import training_overhead_benchmark  # pylint: disable=g-import-not-at-top
+  with flagsaver.flagsaver():
+    flags.FLAGS(['training_overhead_benchmark', '--window=3',
+                 '--batch_size=4', '--driver=%s' % driver,
+                 '--initial_sparsity=0.5'])
+    config = training_overhead_benchmark.build_window('mlp', 1)
+    times = config.same_run(4)
+    assert times.shape == (4,) and (times > 0).all()
+    # Every step was due at pruning_frequency=1, and none updated.
+    assert config.mask_sparsity() == 0.0
+    assert config.global_step() == 0
+    config.window()
+    assert config.global_step() == 3
+    assert config.mask_sparsity() == pytest.approx(0.5, abs=0.01)
+    config.same_run()
+    assert config.global_step() == 3
+
+
+def test_held_off_updates_puts_the_last_update_step_back():
+  from benchmarks import training_overhead_benchmark  # pylint: disable=g-import-not-at-top
+  from model_pruning.python import pruning  # pylint: disable=g-import-not-at-top
+  with tf.Graph().as_default():
+    step = tf.compat.v1.train.get_or_create_global_step()
+    weight = tf.compat.v1.get_variable('w', [4, 4])
+    pruning.apply_mask(weight)
+    prune = pruning.Pruning(pruning.get_pruning_hparams().parse(
+        'pruning_frequency=1'), global_step=step)
+    update = prune.conditional_mask_update_op()
+    hold_off, release = training_overhead_benchmark._held_off_updates(prune)
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      session.run(tf.compat.v1.assign(step, 7))
+      session.run(update)
+      assert session.run(prune.last_update_step) == 7
+      session.run(tf.compat.v1.assign(step, 8))
+      held = hold_off(session)
+      assert held == 7
+      session.run(update)  # Due at step 8, but held off.
+      assert session.run(prune.last_update_step) == 2**30
+      release(session, held)
+      assert session.run(prune.last_update_step) == 7
+      session.run(update)
+      assert session.run(prune.last_update_step) == 8
+
+
+def test_twin_runs_the_train_op_through_a_second_executor():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl.testing import flagsaver  # pylint: disable=g-import-not-at-top
+  from benchmarks import training_overhead_benchmark  # pylint: disable=g-import-not-at-top
+  with flagsaver.flagsaver():
+    flags.FLAGS(['training_overhead_benchmark', '--batch_size=4'])
+    config = training_overhead_benchmark.build_window('mlp', 0)
+    assert config.twin(2).shape == (2,)
+    assert config.window(3).shape == (3,)
+    assert config.global_step() == 5  # Both train.
 
 
 @pytest.mark.parametrize('driver', ['op', 'hook'])
