@@ -9,33 +9,39 @@ every configuration each. `pruned_ms` is the median over rounds of a
 window's mean step time; the overhead is the median over rounds of each
 round's own comparison (`paired_overheads`).
 
-The points over masks only that the targets judge compare the pruned run
-with the same session's train op alone (the masks-only floor of that very
-graph and its buffers), whose steps are then taken back off the global
-step so that the schedule moves with the pruned run alone: two sessions
-of one graph differ by up to 1-2 points on a shared machine, more than
-the effect judged. They come from a second phase (`time_blocks`): per
-configuration, `in_session_rounds` rounds of one `block`-step block of
-each run back to back (the pruned run, that floor, and the same-run
-floor below), the rounds cycling through every order of the three. The
-points are 100 (mean step / floor's mean step - 1) over all rounds, each
-run's steps winsorized at their 99th percentile so that a preemption does
-not outweigh an update (`bench_util.points_over`), with a 95% bootstrap
-interval that resamples whole cycles of orders. Blocks of 10 steps
-(0.1 s) see less of the machine's drift (+-3% between one-second
-windows) than the 100-step windows this phase compared up to 2026-12-07,
-whose medians of per-round points spread 5 points between quartiles.
+The points over masks only that the targets judge come from a second
+phase (`time_blocks`): per pruned configuration, `in_session_rounds`
+rounds of one `block`-step block of each of three runs back to back, the
+rounds cycling through every order of the three, in one session:
 
-Two more figures take the floor's executor apart from pruning's work. A
-session runs each distinct fetch through its own executor, and two
-executors of the very same train op differ by chance of the build:
-`executor_offset_points` (masks-only row) times a second one (a group of
-the train op) against the first, as a control. `points_over_same_run`
-compares the pruned run with its own run when no update is due (op
-driver: `last_mask_update_step` held ahead; hook driver: the hook paused
-and the train op fetched with the global step the hook adds), one
-executor, so it holds the updates' cost alone: it leaves out the not-due
-gate, which costs ~2.5 us a step in isolation.
+* the pruned run;
+* `same_run`: that very run with no update due (op driver:
+  `last_mask_update_step` held ahead; hook driver: the hook paused and the
+  train op fetched with the global step the hook adds);
+* `floor`: the same session's train op alone.
+
+The floors' steps are taken back off the global step, so that the
+schedule moves with the pruned run alone. Points are 100 (mean step /
+floor's mean step - 1) over all rounds, each run's steps winsorized at
+their 99th percentile so that a preemption does not outweigh an update
+(`bench_util.points_over`), with a 95% bootstrap interval that resamples
+whole cycles of orders. Blocks of 10 steps (0.1 s) see less of the
+machine's drift (+-3% between one-second windows) than the 100-step
+windows this phase compared up to 2026-12-07, whose per-round points
+spread 5 points between quartiles.
+
+A session runs each distinct fetch through its own executor, and two
+executors of the very same train op differ by up to a point by chance of
+the build: `executor_offset_points` (masks-only row) times a second one
+(a group of the train op) against the first, as a control. So the judged
+`points_over_masks_only` compares the pruned run with `same_run`, one
+executor, which leaves the updates' cost (and the hook's per-step work);
+for the op driver it adds `gate_points`, what a not-due step's gate costs
+in training, measured on the masks-only graph by `gate_probe` (21
+chained never-due gates against one). `points_over_train_op` is the
+comparison with the train op alone, which the targets judged up to
+2026-12-07 14:30 UTC, offset included; with frequency 0 left out of
+--frequencies there is no gate to add.
 
 In the interleaved phase another session's windows ran between a pruned
 window and its floor, and there the points (`points_interleaved`) came out
@@ -218,12 +224,17 @@ class PausableHook(tf.compat.v1.train.SessionRunHook):
 # takes its steps back off the global step so that the pruned runs alone
 # move the schedule; `same_run` (pruned only) the window's own session.run
 # with no update due, steps taken back likewise; `twin` (masks only, else
-# None) the train op through a second executor (a group of it).
+# None) the train op through a second executor (a group of it); `gates`
+# (masks only, op driver, else None) a pair of runs, the train op then one
+# never-due conditional update op, and then GATE_CHAIN of them in a chain.
 # `global_step()` reads the step; `mask_sparsity()`: the fraction of zeros
 # over the model's masks now (None without masks).
 Configuration = collections.namedtuple(
-    'Configuration', ['window', 'floor', 'same_run', 'twin', 'global_step',
-                      'mask_sparsity'])
+    'Configuration', ['window', 'floor', 'same_run', 'twin', 'gates',
+                      'global_step', 'mask_sparsity'])
+
+# Never-due gates in the probe's long chain (`gate_probe`).
+GATE_CHAIN = 21
 
 
 def build_window(model, frequency):
@@ -252,6 +263,8 @@ def build_window(model, frequency):
     steps_back = tf.compat.v1.placeholder(step.dtype, [])
     rewind = tf.compat.v1.assign_add(step, -steps_back)
     twin = tf.group(train_op, name='twin') if frequency == 0 else None
+    gates = (gate_probe(train_op, step)
+             if frequency == 0 and _DRIVER.value == 'op' else None)
     hold_off = release = None
     hooks = []
     pausable = None
@@ -337,7 +350,32 @@ def build_window(model, frequency):
       if frequency else None,
       (lambda steps=None: run_steps(twin, steps)) if twin is not None
       else None,
+      [lambda steps=None, fetches=fetches: run_steps(fetches, steps)
+       for fetches in gates] if gates else None,
       global_step, mask_sparsity if masks else None)
+
+
+def gate_probe(train_op, step):
+  """(one gate, GATE_CHAIN gates): runs of the train op then never-due
+  conditional update ops, one, or GATE_CHAIN chained one after another.
+
+  What a not-due step pays for the op driver's gate (the predicate after
+  the train op, a Switch, a dead call, a Merge) runs on a different
+  executor than the train op alone, and two executors differ by up to a
+  point by chance (`executor_offset_points`); the difference of these
+  two, over GATE_CHAIN - 1, is one gate's cost with that chance divided
+  by 20. A Pruning object of its own name (frequency 10^8, its last update
+  at 0) holds the gates.
+  """
+  probe = pruning.Pruning(pruning.get_pruning_hparams().parse(
+      'name=gate_probe,pruning_frequency=100000000'), global_step=step)
+  with tf.control_dependencies([train_op]):
+    one = probe.conditional_mask_update_op()
+  chained = train_op
+  for _ in range(GATE_CHAIN):
+    with tf.control_dependencies([chained]):
+      chained = probe.conditional_mask_update_op()
+  return one, chained
 
 
 def _held_off_updates(prune):
@@ -439,6 +477,13 @@ def paired_overheads(base, pruned, masks_only=None):
   return float(np.median(overhead)), float(np.median(points))
 
 
+def gate_share(points, interval):
+  """One gate's (points, interval) from the gate probe's chain over one."""
+  share = GATE_CHAIN - 1
+  return points / share, interval and (interval[0] / share,
+                                       interval[1] / share)
+
+
 def _block_ms(**runs):
   """{run: [ms of each round's block]} for the JSON."""
   return {name: [float(ms) for ms in 1e3 * times.sum(axis=1)]
@@ -458,13 +503,22 @@ def main(argv):
     masks_only = (pruned[frequencies.index(0)] if 0 in frequencies
                   else None)
     base_ms = float(np.median(base))
+    # One gate's points (op driver), from the masks-only configuration.
+    gate = gate_ci = None
+    gate_blocks = {}
+    if 0 in frequencies and built[1 + frequencies.index(0)].gates:
+      (one, chained), group = time_blocks(
+          built[1 + frequencies.index(0)].gates, _IN_SESSION_ROUNDS.value,
+          _BLOCK.value)
+      gate, gate_ci = gate_share(*in_session_points(chained, one, group))
+      gate_blocks = _block_ms(one_gate=one, gate_chain=chained)
     for frequency, samples, floor, config in zip(
         frequencies, pruned, floors, built[1:]):
       ms = float(np.median(samples))
       # floor is None only for the masks-only row, whose points are 0.
       overhead, interleaved = paired_overheads(base, samples, floor)
       points = row_points = ci = same_run = same_run_ci = None
-      offset = offset_ci = blocks = None
+      train_op_points = train_op_ci = offset = offset_ci = blocks = None
       if frequency == 0:
         points = 0.0 if masks_only is not None else None
         if config.twin is not None:
@@ -474,13 +528,22 @@ def main(argv):
               _BLOCK.value)
           offset, offset_ci = in_session_points(twin, train, group)
           blocks = _block_ms(window=train, twin=twin)
+        blocks.update(gate_blocks)
       else:
         (window, floor_times, same_run_times), group = time_blocks(
             [config.window, config.floor, config.same_run],
             _IN_SESSION_ROUNDS.value, _BLOCK.value)
-        points, ci = in_session_points(window, floor_times, group)
         same_run, same_run_ci = in_session_points(window, same_run_times,
                                                   group)
+        # Judged: the same executor's steps with no update due, plus what
+        # the op driver's gate costs them (the hook's own work is in the
+        # pruned run alone already).
+        points, ci = same_run, same_run_ci
+        if gate is not None:
+          points += gate
+          ci = ci and (ci[0] + gate_ci[0], ci[1] + gate_ci[1])
+        train_op_points, train_op_ci = in_session_points(
+            window, floor_times, group)
         blocks = _block_ms(window=window, floor=floor_times,
                            same_run=same_run_times)
         if masks_only is not None:
@@ -493,7 +556,11 @@ def main(argv):
           points_ci95_low=ci and ci[0], points_ci95_high=ci and ci[1],
           points_over_same_run=same_run,
           same_run_ci95=same_run_ci,
+          points_over_train_op=train_op_points,
+          train_op_ci95=train_op_ci,
           executor_offset_points=offset, executor_offset_ci95=offset_ci,
+          gate_points=gate if frequency == 0 else None,
+          gate_ci95=gate_ci if frequency == 0 else None,
           block_ms=blocks,
           points_interleaved=interleaved,
           points_over_masks_only_row=row_points, target=target, met=met,
@@ -506,6 +573,7 @@ def main(argv):
                             'pruned_ms', 'ratio', 'overhead_pct',
                             'points_over_masks_only', 'points_ci95_low',
                             'points_ci95_high', 'points_over_same_run',
+                            'points_over_train_op', 'gate_points',
                             'executor_offset_points', 'points_interleaved',
                             'points_over_masks_only_row',
                             'target', 'met', 'mask_sparsity'], rows,

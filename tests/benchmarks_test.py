@@ -78,17 +78,35 @@ def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   assert report['block'] == 10 and report['in_session_rounds'] == 12
   assert sorted(tenth['block_ms']) == ['floor', 'same_run', 'window']
   assert all(len(ms) == 12 for ms in tenth['block_ms'].values())
-  assert sorted(masks_only['block_ms']) == ['twin', 'window']
-  for row, points, interval in (
-      (tenth, 'points_over_masks_only', None),
-      (tenth, 'points_over_same_run', 'same_run_ci95'),
-      (masks_only, 'executor_offset_points', 'executor_offset_ci95')):
+  checked = [(tenth, 'points_over_masks_only', None),
+             (tenth, 'points_over_same_run', 'same_run_ci95'),
+             (tenth, 'points_over_train_op', 'train_op_ci95'),
+             (masks_only, 'executor_offset_points', 'executor_offset_ci95')]
+  if driver == 'op':
+    # The gate probe runs on the masks-only graph; the judged points are
+    # the same run's plus one gate.
+    assert sorted(masks_only['block_ms']) == ['gate_chain', 'one_gate',
+                                              'twin', 'window']
+    checked.append((masks_only, 'gate_points', 'gate_ci95'))
+    gate = masks_only['gate_points']
+    assert tenth['points_over_masks_only'] == pytest.approx(
+        tenth['points_over_same_run'] + gate)
+    assert tenth['points_ci95_low'] == pytest.approx(
+        tenth['same_run_ci95'][0] + masks_only['gate_ci95'][0])
+  else:
+    # The hook's own work is in the pruned run alone: no gate to add.
+    assert sorted(masks_only['block_ms']) == ['twin', 'window']
+    assert masks_only['gate_points'] is None
+    assert (tenth['points_over_masks_only'] ==
+            tenth['points_over_same_run'])
+  for row, points, interval in checked:
     low, high = ((row['points_ci95_low'], row['points_ci95_high'])
                  if interval is None else row[interval])
     assert low <= row[points] <= high
   assert masks_only['points_ci95_low'] is None
   assert masks_only['points_over_same_run'] is None
   assert tenth['executor_offset_points'] is None
+  assert tenth['gate_points'] is None
   # The default schedule is near sparsity 0 over a run: masks near all
   # ones (0 for the masks-only row, which never updates).
   assert report['initial_sparsity'] == 0.0
@@ -354,6 +372,36 @@ def test_held_off_updates_puts_the_last_update_step_back():
       assert session.run(prune.last_update_step) == 7
       session.run(update)
       assert session.run(prune.last_update_step) == 8
+
+
+def test_gate_probe_chains_never_due_gates_after_the_train_op():
+  from benchmarks import training_overhead_benchmark as overhead  # pylint: disable=g-import-not-at-top
+  from model_pruning.python import pruning  # pylint: disable=g-import-not-at-top
+  with tf.Graph().as_default() as graph:
+    step = tf.compat.v1.train.get_or_create_global_step()
+    weight = tf.compat.v1.get_variable('w', [4, 4])
+    masked = pruning.apply_mask(weight)
+    train_op = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(
+        tf.reduce_sum(masked), global_step=step)
+    one, chained = overhead.gate_probe(train_op, step)
+    gates = [op for op in graph.get_operations()
+             if op.name.startswith('gate_probe/conditional_mask_update')
+             and op.type == 'NoOp']
+    assert len(gates) == 1 + overhead.GATE_CHAIN
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      for op in (one, chained, chained):
+        session.run(op)
+      # Three train steps, and no gate was due.
+      assert session.run(step) == 3
+      last = tf.compat.v1.get_collection(
+          tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, 'gate_probe/last_mask')
+      assert session.run(last) == [0]
+      assert (session.run(pruning.get_masks()[0]) == 1.0).all()
+  points, interval = overhead.gate_share(4.0, (2.0, 6.0))
+  assert points == pytest.approx(4.0 / (overhead.GATE_CHAIN - 1))
+  assert interval == pytest.approx((2.0 / 20, 6.0 / 20))
+  assert overhead.gate_share(4.0, None)[1] is None
 
 
 def test_twin_runs_the_train_op_through_a_second_executor():
