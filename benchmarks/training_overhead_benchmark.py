@@ -368,7 +368,8 @@ def gate_probe(train_op, step):
   at 0) holds the gates.
   """
   probe = pruning.Pruning(pruning.get_pruning_hparams().parse(
-      'name=gate_probe,pruning_frequency=100000000'), global_step=step)
+      'name=gate_probe,pruning_frequency=100000000,'
+      'sparsity_function_end_step=1000000000'), global_step=step)
   with tf.control_dependencies([train_op]):
     one = probe.conditional_mask_update_op()
   chained = train_op
