@@ -11,7 +11,7 @@ round's own comparison (`paired_overheads`).
 
 The points over masks only that the targets judge come from a second
 phase (`time_blocks`): per pruned configuration, `in_session_rounds`
-rounds of one `block`-step block of each of three runs back to back, the
+rounds of one `block_steps`-step block of each of three runs back to back, the
 rounds cycling through every order of the three, in one session:
 
 * the pruned run;
@@ -122,8 +122,9 @@ _IN_SESSION_ROUNDS = flags.DEFINE_integer(
     'Rounds of the in-session phase, per configuration: each runs one block '
     'of the pruned run and one of each floor, back to back (rounded up to '
     'whole cycles of their orders).', lower_bound=1)
-_BLOCK = flags.DEFINE_integer(
-    'block', 10, 'Steps per block of the in-session phase.', lower_bound=1)
+_BLOCK_STEPS = flags.DEFINE_integer(
+    'block_steps', 10, 'Steps per block of the in-session phase.',
+    lower_bound=1)
 _DRIVER = flags.DEFINE_enum(
     'driver', 'op', ['op', 'hook'],
     'op: one session.run of the conditional update op, which depends on the '
@@ -510,7 +511,7 @@ def main(argv):
     if 0 in frequencies and built[1 + frequencies.index(0)].gates:
       (one, chained), group = time_blocks(
           built[1 + frequencies.index(0)].gates, _IN_SESSION_ROUNDS.value,
-          _BLOCK.value)
+          _BLOCK_STEPS.value)
       gate, gate_ci = gate_share(*in_session_points(chained, one, group))
       gate_blocks = _block_ms(one_gate=one, gate_chain=chained)
     for frequency, samples, floor, config in zip(
@@ -526,14 +527,14 @@ def main(argv):
           # The control: two executors of the very same train op.
           (train, twin), group = time_blocks(
               [config.window, config.twin], _IN_SESSION_ROUNDS.value,
-              _BLOCK.value)
+              _BLOCK_STEPS.value)
           offset, offset_ci = in_session_points(twin, train, group)
           blocks = _block_ms(window=train, twin=twin)
         blocks.update(gate_blocks)
       else:
         (window, floor_times, same_run_times), group = time_blocks(
             [config.window, config.floor, config.same_run],
-            _IN_SESSION_ROUNDS.value, _BLOCK.value)
+            _IN_SESSION_ROUNDS.value, _BLOCK_STEPS.value)
         same_run, same_run_ci = in_session_points(window, same_run_times,
                                                   group)
         # Judged: the same executor's steps with no update due, plus what
@@ -582,7 +583,8 @@ def main(argv):
       batch_size=_BATCH.value, window=_WINDOW.value, repeats=_REPEATS.value,
       threshold_method=_METHOD.value, threads=_THREADS.value,
       driver=_DRIVER.value, initial_sparsity=_INITIAL_SPARSITY.value,
-      block=_BLOCK.value, in_session_rounds=_IN_SESSION_ROUNDS.value)
+      block_steps=_BLOCK_STEPS.value,
+      in_session_rounds=_IN_SESSION_ROUNDS.value)
 
 
 if __name__ == '__main__':

@@ -75,7 +75,7 @@ def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   assert tenth['met'] == (tenth['points_over_masks_only'] <= 1.0)
   # 12 rounds: two cycles of the six orders of a pruned row's three runs,
   # six of the masks-only row's two (its run and its twin).
-  assert report['block'] == 10 and report['in_session_rounds'] == 12
+  assert report['block_steps'] == 10 and report['in_session_rounds'] == 12
   assert sorted(tenth['block_ms']) == ['floor', 'same_run', 'window']
   assert all(len(ms) == 12 for ms in tenth['block_ms'].values())
   checked = [(tenth, 'points_over_masks_only', None),
