@@ -1,7 +1,10 @@
 """Shared helpers of the benchmark scripts: timing, machine facts, output.
 
-Every figure is the median of `repeats` timed runs after `warmup` untimed
+Most figures are the median of `repeats` timed runs after `warmup` untimed
 ones, so one slow run (another process, a page-fault storm) does not move it.
+The training benchmark's judged points compare mean steps instead
+(`points_over`), each run's steps winsorized at their 99th percentile: a
+cost one step in 10 or 100 pays would vanish under a median.
 """
 import gc
 import json
