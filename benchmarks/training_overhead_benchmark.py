@@ -508,10 +508,10 @@ def main(argv):
     # One gate's points (op driver), from the masks-only configuration.
     gate = gate_ci = None
     gate_blocks = {}
-    if 0 in frequencies and built[1 + frequencies.index(0)].gates:
+    probed = built[1 + frequencies.index(0)] if 0 in frequencies else None
+    if probed is not None and probed.gates:
       (one, chained), group = time_blocks(
-          built[1 + frequencies.index(0)].gates, _IN_SESSION_ROUNDS.value,
-          _BLOCK_STEPS.value)
+          probed.gates, _IN_SESSION_ROUNDS.value, _BLOCK_STEPS.value)
       gate, gate_ci = gate_share(*in_session_points(chained, one, group))
       gate_blocks = _block_ms(one_gate=one, gate_chain=chained)
     for frequency, samples, floor, config in zip(
@@ -523,14 +523,12 @@ def main(argv):
       train_op_points = train_op_ci = offset = offset_ci = blocks = None
       if frequency == 0:
         points = 0.0 if masks_only is not None else None
-        if config.twin is not None:
-          # The control: two executors of the very same train op.
-          (train, twin), group = time_blocks(
-              [config.window, config.twin], _IN_SESSION_ROUNDS.value,
-              _BLOCK_STEPS.value)
-          offset, offset_ci = in_session_points(twin, train, group)
-          blocks = _block_ms(window=train, twin=twin)
-        blocks.update(gate_blocks)
+        # The control: two executors of the very same train op.
+        (train, twin), group = time_blocks(
+            [config.window, config.twin], _IN_SESSION_ROUNDS.value,
+            _BLOCK_STEPS.value)
+        offset, offset_ci = in_session_points(twin, train, group)
+        blocks = dict(_block_ms(window=train, twin=twin), **gate_blocks)
       else:
         (window, floor_times, same_run_times), group = time_blocks(
             [config.window, config.floor, config.same_run],
