@@ -139,10 +139,49 @@ def _cpu_model():
   return platform.processor() or 'unknown'
 
 
+# The cumulative CPU time states of /proc/stat's aggregate line, in order.
+_CPU_STATES = ('user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq',
+               'steal')
+# Steal above this share of CPU time marks a run as taken on a busy host.
+BUSY_STEAL_PERCENT = 2.0
+
+
+def cpu_times(path='/proc/stat'):
+  """The machine's cumulative CPU time per state (`_CPU_STATES`), in clock
+  ticks, from the aggregate `cpu` line of /proc/stat; None where that file
+  is missing or unreadable (not Linux)."""
+  try:
+    with open(path) as f:
+      fields = f.readline().split()
+  except OSError:
+    return None
+  if len(fields) < 1 + len(_CPU_STATES) or fields[0] != 'cpu':
+    return None
+  try:
+    return dict(zip(_CPU_STATES, (int(x) for x in fields[1:])))
+  except ValueError:
+    return None
+
+
+def steal_percent(before, after):
+  """100 * steal / all CPU time between two `cpu_times` readings: the share
+  a virtual machine's host gave to other guests. Load averages do not see
+  it, yet it slows every run by up to that much, unevenly; None when a
+  reading is missing or no time passed."""
+  if not before or not after:
+    return None
+  total = sum(after[s] - before[s] for s in _CPU_STATES)
+  if total <= 0:
+    return None
+  return 100.0 * (after['steal'] - before['steal']) / total
+
+
 def machine():
-  """Facts that make a timing comparable: CPU, cores, load, versions."""
+  """Facts that make a timing comparable: CPU, cores, load, versions, and
+  the CPU time so far (`cpu_times`, for the steal over the runs)."""
   return dict(cpu=_cpu_model(), cores=os.cpu_count(),
               load_average=[round(x, 2) for x in os.getloadavg()],
+              cpu_times=cpu_times(),
               python=platform.python_version(), tensorflow=tf.__version__,
               numpy=np.__version__, platform=platform.platform(),
               date=time.strftime('%Y-%m-%d %H:%M:%S %Z'))
@@ -179,17 +218,26 @@ def write_json(path, payload):
 def report(benchmark, columns, rows, before, output, **settings):
   """Prints the table and the machine line; writes the JSON when `output`.
 
-  `before` is machine() taken before the runs; the load after them is added,
-  so a reader can tell a quiet run from a busy one.
+  `before` is machine() taken before the runs; the load after them and the
+  steal over them (`steal_percent`) are added, so a reader can tell a
+  quiet run from a busy one: a busy host gets a warning line.
   """
   print_table(columns, rows)
-  load_after = machine()['load_average']
+  after = machine()
+  load_after = after['load_average']
+  steal = steal_percent(before.get('cpu_times'), after['cpu_times'])
   kernels = native_kernels.pipeline()
   isa = native_kernels.vector_isa()
-  print('machine: %s, %d cores, load %s -> %s; mask updates: %s%s' % (
-      before['cpu'], before['cores'], before['load_average'], load_after,
-      kernels, ' (%s)' % isa if isa else ''))
+  print('machine: %s, %d cores, load %s -> %s, steal %s; mask updates: %s%s'
+        % (before['cpu'], before['cores'], before['load_average'],
+           load_after, 'unknown' if steal is None else '%.1f%%' % steal,
+           kernels, ' (%s)' % isa if isa else ''))
+  if steal is not None and steal > BUSY_STEAL_PERCENT:
+    print('warning: the host gave %.1f%% of CPU time to other guests during '
+          'the runs (steal): these figures come from a busy machine; rerun '
+          'when steal stays under %g%%.' % (steal, BUSY_STEAL_PERCENT))
   if output:
     write_json(output, dict(settings, benchmark=benchmark, machine=before,
                             mask_kernels=kernels, vector_isa=isa,
-                            load_average_after=load_after, rows=rows))
+                            load_average_after=load_after,
+                            steal_percent=steal, rows=rows))

@@ -35,6 +35,8 @@ def test_mask_update_benchmark_writes_rows_with_floors(tmp_path):
                           '--memory_sizes=64')
   assert report['benchmark'] == 'mask_update'
   assert report['machine']['tensorflow'] and report['load_average_after']
+  if os.path.exists('/proc/stat'):
+    assert report['steal_percent'] >= 0.0
   rows = report['rows']
   # 2 weights x (3 methods x {element-wise, 4x4 blocks} + 2:4).
   assert len(rows) == 14
@@ -203,6 +205,64 @@ def test_points_interval_rejects_bad_arguments(rounds, group, confidence,
   steps = np.ones((rounds, 2))
   with pytest.raises(ValueError, match=message):
     bench_util.points_interval(steps, steps, group, confidence=confidence)
+
+
+def _stat_file(tmp_path, name, line):
+  path = tmp_path / name
+  path.write_text(line + '\ncpu0 1 2 3 4 5 6 7 8 0 0\n')
+  return str(path)
+
+
+def test_cpu_times_reads_the_aggregate_line_of_proc_stat(tmp_path):
+  from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
+  times = bench_util.cpu_times(_stat_file(
+      tmp_path, 'stat', 'cpu  91024 0 11527 83439 394 0 121 16761 0 0'))
+  assert times == dict(user=91024, nice=0, system=11527, idle=83439,
+                       iowait=394, irq=0, softirq=121, steal=16761)
+  # Not Linux, or a kernel without the steal column: unknown, not 0.
+  assert bench_util.cpu_times(str(tmp_path / 'missing')) is None
+  assert bench_util.cpu_times(_stat_file(
+      tmp_path, 'old', 'cpu  1 2 3 4 5 6 7')) is None
+  assert bench_util.cpu_times(_stat_file(
+      tmp_path, 'core', 'cpu0 1 2 3 4 5 6 7 8')) is None
+  if os.path.exists('/proc/stat'):
+    assert set(bench_util.cpu_times()) == set(times)
+
+
+def test_steal_percent_is_the_share_of_cpu_time_between_readings():
+  from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
+  states = ('user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq',
+            'steal')
+  before = dict.fromkeys(states, 100)
+  after = dict(before, user=400, idle=200, steal=200)  # 100 of 500 ticks.
+  assert bench_util.steal_percent(before, after) == pytest.approx(20.0)
+  assert bench_util.steal_percent(before, before) is None
+  assert bench_util.steal_percent(None, after) is None
+  assert bench_util.steal_percent(before, None) is None
+
+
+def test_report_prints_the_steal_and_warns_on_a_busy_host(
+    tmp_path, capsys, monkeypatch):
+  from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
+  states = ('user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq',
+            'steal')
+  readings = iter([dict.fromkeys(states, 0),
+                   dict(dict.fromkeys(states, 0), user=75, steal=25)])
+  monkeypatch.setattr(bench_util, 'cpu_times', lambda: next(readings))
+  before = bench_util.machine()
+  bench_util.report('toy', ['a'], [dict(a=1)], before,
+                    str(tmp_path / 'toy.json'))
+  printed = capsys.readouterr().out
+  assert 'steal 25.0%' in printed
+  assert 'warning: the host gave 25.0% of CPU time' in printed
+  with open(tmp_path / 'toy.json') as f:
+    assert json.load(f)['steal_percent'] == pytest.approx(25.0)
+  # A quiet host: the figure, no warning.
+  readings = iter([dict.fromkeys(states, 0),
+                   dict(dict.fromkeys(states, 0), user=999, steal=1)])
+  bench_util.report('toy', ['a'], [dict(a=1)], bench_util.machine(), None)
+  printed = capsys.readouterr().out
+  assert 'steal 0.1%' in printed and 'warning' not in printed
 
 
 @pytest.mark.slow
