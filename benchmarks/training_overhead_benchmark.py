@@ -25,10 +25,14 @@ schedule moves with the pruned run alone. Points are 100 (mean step /
 floor's mean step - 1) over all rounds, each run's steps winsorized at
 their 99th percentile so that a preemption does not outweigh an update
 (`bench_util.points_over`), with a 95% bootstrap interval that resamples
-whole cycles of orders. Blocks of 10 steps (0.1 s) see less of the
+whole cycles of orders. Blocks of 11 steps (about 0.1 s) see less of the
 machine's drift (+-3% between one-second windows) than the 100-step
 windows this phase compared up to 2026-12-07, whose per-round points
-spread 5 points between quartiles.
+spread 5 points between quartiles. Every round moves the global step by
+one block, so a block length that divides the frequency (10 at 10 or
+100) puts every due step on the same position of its block, for instance
+the first, which also pays the executor switch; 11 is prime to both, and
+the due steps fall on each position in turn (`due_step_positions`).
 
 A session runs each distinct fetch through its own executor, and two
 executors of the very same train op differ by up to a point by chance of
@@ -81,6 +85,7 @@ The configurations' windows are interleaved (base, f=1, f=10, f=100, base,
 import collections
 import gc
 import itertools
+import math
 import time
 
 from absl import app
@@ -123,7 +128,9 @@ _IN_SESSION_ROUNDS = flags.DEFINE_integer(
     'of the pruned run and one of each floor, back to back (rounded up to '
     'whole cycles of their orders).', lower_bound=1)
 _BLOCK_STEPS = flags.DEFINE_integer(
-    'block_steps', 10, 'Steps per block of the in-session phase.',
+    'block_steps', 11,
+    'Steps per block of the in-session phase; prime to the pruning '
+    'frequencies, so that due steps fall on every position of a block.',
     lower_bound=1)
 _DRIVER = flags.DEFINE_enum(
     'driver', 'op', ['op', 'hook'],
@@ -479,6 +486,15 @@ def paired_overheads(base, pruned, masks_only=None):
   return float(np.median(overhead)), float(np.median(points))
 
 
+def due_step_positions(block_steps, frequency):
+  """How many of a block's positions the due steps fall on, when every
+  round moves the global step by `block_steps` and an update falls due
+  every `frequency` steps: block_steps / gcd(block_steps, frequency). At
+  1 (10-step blocks at frequency 10 or 100) every due step shares one
+  position."""
+  return block_steps // math.gcd(block_steps, frequency)
+
+
 def gate_share(points, interval):
   """One gate's (points, interval) from the gate probe's chain over one."""
   share = GATE_CHAIN - 1
@@ -498,6 +514,13 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   before = bench_util.machine()
   rows = []
+  for frequency in sorted({int(f) for f in _FREQUENCIES.value} - {0, 1}):
+    positions = due_step_positions(_BLOCK_STEPS.value, frequency)
+    if positions < _BLOCK_STEPS.value:
+      print('warning: with --block_steps=%d, frequency %d\'s due steps fall '
+            'on %d of a block\'s %d positions; a block length prime to it '
+            '(the default 11) spreads them over all.' % (
+                _BLOCK_STEPS.value, frequency, positions, _BLOCK_STEPS.value))
   for model in _MODELS.value:
     frequencies = [int(f) for f in _FREQUENCIES.value]
     built = [build_window(model, f) for f in [None] + frequencies]

@@ -77,7 +77,7 @@ def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
   assert tenth['met'] == (tenth['points_over_masks_only'] <= 1.0)
   # 12 rounds: two cycles of the six orders of a pruned row's three runs,
   # six of the masks-only row's two (its run and its twin).
-  assert report['block_steps'] == 10 and report['in_session_rounds'] == 12
+  assert report['block_steps'] == 11 and report['in_session_rounds'] == 12
   assert sorted(tenth['block_ms']) == ['floor', 'same_run', 'window']
   assert all(len(ms) == 12 for ms in tenth['block_ms'].values())
   checked = [(tenth, 'points_over_masks_only', None),
@@ -205,6 +205,27 @@ def test_points_interval_rejects_bad_arguments(rounds, group, confidence,
   steps = np.ones((rounds, 2))
   with pytest.raises(ValueError, match=message):
     bench_util.points_interval(steps, steps, group, confidence=confidence)
+
+
+@pytest.mark.parametrize('block_steps,frequency', [
+    (10, 10), (10, 100), (11, 10), (11, 100), (12, 10), (11, 1), (4, 6)])
+def test_due_step_positions_counts_the_positions_updates_fall_on(
+    block_steps, frequency):
+  from benchmarks import training_overhead_benchmark as benchmark  # pylint: disable=g-import-not-at-top
+  # The rule the schedule follows in the pruned blocks: an update at the
+  # first step with last_update + frequency <= step; each round runs one
+  # block of the pruned run, which alone moves the step.
+  positions, last, step = set(), -frequency, 7
+  for _ in range(50 * frequency):
+    for position in range(block_steps):
+      step += 1
+      if last + frequency <= step:
+        last = step
+        positions.add(position)
+  assert benchmark.due_step_positions(block_steps, frequency) == len(
+      positions)
+  # The default spreads the default frequencies' updates over every position.
+  assert benchmark.due_step_positions(11, frequency) == 11
 
 
 def _stat_file(tmp_path, name, line):
