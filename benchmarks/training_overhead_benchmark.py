@@ -514,7 +514,8 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   before = bench_util.machine()
   rows = []
-  for frequency in sorted({int(f) for f in _FREQUENCIES.value} - {0, 1}):
+  frequencies = [int(f) for f in _FREQUENCIES.value]
+  for frequency in sorted(set(frequencies) - {0}):
     positions = due_step_positions(_BLOCK_STEPS.value, frequency)
     if positions < _BLOCK_STEPS.value:
       print('warning: with --block_steps=%d, frequency %d\'s due steps fall '
@@ -522,7 +523,6 @@ def main(argv):
             '(the default 11) spreads them over all.' % (
                 _BLOCK_STEPS.value, frequency, positions, _BLOCK_STEPS.value))
   for model in _MODELS.value:
-    frequencies = [int(f) for f in _FREQUENCIES.value]
     built = [build_window(model, f) for f in [None] + frequencies]
     (base, *pruned), (_, *floors) = time_interleaved(built)
     masks_only = (pruned[frequencies.index(0)] if 0 in frequencies
