@@ -228,6 +228,11 @@ def test_due_step_positions_counts_the_positions_updates_fall_on(
   assert benchmark.due_step_positions(11, frequency) == 11
 
 
+# /proc/stat's aggregate CPU time states, in their order on the line.
+_CPU_STATES = ('user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq',
+               'steal')
+
+
 def _stat_file(tmp_path, name, line):
   path = tmp_path / name
   path.write_text(line + '\ncpu0 1 2 3 4 5 6 7 8 0 0\n')
@@ -252,9 +257,7 @@ def test_cpu_times_reads_the_aggregate_line_of_proc_stat(tmp_path):
 
 def test_steal_percent_is_the_share_of_cpu_time_between_readings():
   from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
-  states = ('user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq',
-            'steal')
-  before = dict.fromkeys(states, 100)
+  before = dict.fromkeys(_CPU_STATES, 100)
   after = dict(before, user=400, idle=200, steal=200)  # 100 of 500 ticks.
   assert bench_util.steal_percent(before, after) == pytest.approx(20.0)
   assert bench_util.steal_percent(before, before) is None
@@ -265,10 +268,8 @@ def test_steal_percent_is_the_share_of_cpu_time_between_readings():
 def test_report_prints_the_steal_and_warns_on_a_busy_host(
     tmp_path, capsys, monkeypatch):
   from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
-  states = ('user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq',
-            'steal')
-  readings = iter([dict.fromkeys(states, 0),
-                   dict(dict.fromkeys(states, 0), user=75, steal=25)])
+  readings = iter([dict.fromkeys(_CPU_STATES, 0),
+                   dict(dict.fromkeys(_CPU_STATES, 0), user=75, steal=25)])
   monkeypatch.setattr(bench_util, 'cpu_times', lambda: next(readings))
   before = bench_util.machine()
   bench_util.report('toy', ['a'], [dict(a=1)], before,
@@ -279,8 +280,8 @@ def test_report_prints_the_steal_and_warns_on_a_busy_host(
   with open(tmp_path / 'toy.json') as f:
     assert json.load(f)['steal_percent'] == pytest.approx(25.0)
   # A quiet host: the figure, no warning.
-  readings = iter([dict.fromkeys(states, 0),
-                   dict(dict.fromkeys(states, 0), user=999, steal=1)])
+  readings = iter([dict.fromkeys(_CPU_STATES, 0),
+                   dict(dict.fromkeys(_CPU_STATES, 0), user=999, steal=1)])
   bench_util.report('toy', ['a'], [dict(a=1)], bench_util.machine(), None)
   printed = capsys.readouterr().out
   assert 'steal 0.1%' in printed and 'warning' not in printed
