@@ -64,9 +64,28 @@ def points_over(pruned, floor):
   return 100.0 * (winsorized(pruned).sum() / winsorized(floor).sum() - 1.0)
 
 
+def points_split(pruned, floor, part):
+  """(points of the steps in `part`, points of the others): the pruned
+  steps' excess over the floor's step at the same round and position,
+  summed over each part, in points of the floor's sum (both winsorized
+  first), so the two add up to `points_over(pruned, floor)`. `part`: a
+  boolean array of the steps' shape (the steps that ran an update, say)."""
+  excess, floor = _excess(pruned, floor)
+  part = np.asarray(part, dtype=bool)
+  return (100.0 * excess[part].sum() / floor.sum(),
+          100.0 * excess[~part].sum() / floor.sum())
+
+
+def _excess(pruned, floor):
+  """(pruned - floor step by step, the floor), both winsorized."""
+  floor = winsorized(floor)
+  return winsorized(pruned) - floor, floor
+
+
 def points_interval(pruned, floor, group, confidence=0.95, resamples=2000,
-                    seed=0):
-  """(low, high): a bootstrap interval of `points_over(pruned, floor)`.
+                    seed=0, part=None):
+  """(low, high): a bootstrap interval of `points_over(pruned, floor)`, or
+  with `part` of that part's points (`points_split`).
 
   Resamples whole groups of `group` consecutive rounds (one cycle of the
   orders the rounds run in, whose order effects cancel within it) and takes
@@ -84,12 +103,15 @@ def points_interval(pruned, floor, group, confidence=0.95, resamples=2000,
   if groups < 2:
     raise ValueError('points_interval needs at least two groups of %d rounds,'
                      ' got %d rounds' % (group, len(pruned)))
-  pruned = winsorized(pruned[:groups * group]).reshape(groups, -1)
-  floor = winsorized(floor[:groups * group]).reshape(groups, -1)
+  excess, floor = _excess(pruned[:groups * group], floor[:groups * group])
+  if part is not None:
+    excess = np.where(np.asarray(part, dtype=bool)[:groups * group], excess,
+                      0.0)
+  excess = excess.reshape(groups, -1).sum(axis=1)
+  floor = floor.reshape(groups, -1).sum(axis=1)
   rng = np.random.default_rng(seed)
   picks = rng.integers(0, groups, size=(resamples, groups))
-  points = 100.0 * (pruned.sum(axis=1)[picks].sum(axis=1) /
-                    floor.sum(axis=1)[picks].sum(axis=1) - 1.0)
+  points = 100.0 * excess[picks].sum(axis=1) / floor[picks].sum(axis=1)
   tail = 50.0 * (1.0 - confidence)
   low, high = np.percentile(points, [tail, 100.0 - tail])
   return float(low), float(high)

@@ -236,10 +236,13 @@ class PausableHook(tf.compat.v1.train.SessionRunHook):
 # (masks only, op driver, else None) a pair of runs, the train op then one
 # never-due conditional update op, and then GATE_CHAIN of them in a chain.
 # `global_step()` reads the step; `mask_sparsity()`: the fraction of zeros
-# over the model's masks now (None without masks).
+# over the model's masks now (None without masks); `last_update()` reads
+# `last_mask_update_step` and `is_due(step, last)` is the schedule's rule
+# (pruned only, else None).
 Configuration = collections.namedtuple(
     'Configuration', ['window', 'floor', 'same_run', 'twin', 'gates',
-                      'global_step', 'mask_sparsity'])
+                      'global_step', 'mask_sparsity', 'last_update',
+                      'is_due'])
 
 # Never-due gates in the probe's long chain (`gate_probe`).
 GATE_CHAIN = 21
@@ -276,6 +279,7 @@ def build_window(model, frequency):
     hold_off = release = None
     hooks = []
     pausable = None
+    last_update = is_due = None
     if frequency:
       hparams = pruning.get_pruning_hparams().parse(
           'threshold_method=%s,pruning_frequency=%d,target_sparsity=0.9,'
@@ -283,6 +287,8 @@ def build_window(model, frequency):
           'sparsity_function_end_step=1000000' %
           (_METHOD.value, frequency, _INITIAL_SPARSITY.value))
       prune = pruning.Pruning(hparams, global_step=step)
+      last_update = prune.last_update_step
+      is_due = prune.schedule.is_update_step
       if _DRIVER.value == 'hook':
         pausable = PausableHook(pruning_hook.PruningHook(
             prune, log_every_n_steps=0, train_op=train_op))
@@ -340,16 +346,23 @@ def build_window(model, frequency):
     return floor
 
   def global_step():
-    return session.run(step)
+    return unhooked(step)
 
-  def mask_sparsity():
+  def unhooked(fetches):
+    """session.run(fetches) without the pruning hook's work."""
     if pausable is not None:
       pausable.paused = True
     try:
-      return float(session.run(zeros))
+      return session.run(fetches)
     finally:
       if pausable is not None:
         pausable.paused = False
+
+  def mask_sparsity():
+    return float(unhooked(zeros))
+
+  def last_update_value():
+    return int(unhooked(last_update))
 
   return Configuration(
       window,
@@ -360,7 +373,8 @@ def build_window(model, frequency):
       else None,
       [lambda steps=None, fetches=fetches: run_steps(fetches, steps)
        for fetches in gates] if gates else None,
-      global_step, mask_sparsity if masks else None)
+      global_step, mask_sparsity if masks else None,
+      last_update_value if last_update is not None else None, is_due)
 
 
 def gate_probe(train_op, step):
@@ -495,6 +509,65 @@ def due_step_positions(block_steps, frequency):
   return block_steps // math.gcd(block_steps, frequency)
 
 
+def due_steps(first_step, last_update_step, rounds, block_steps, is_due):
+  """(due, last): booleans [rounds, block_steps], which of the pruned run's
+  steps ran an update, and the last update's step after them.
+
+  The pruned run's blocks alone move the global step (the floors take
+  theirs back), one step each from `first_step` on, and its update sees the
+  step after the train op's increment; `is_due(step, last)` is the
+  schedule's rule (`Schedule.is_update_step`).
+  """
+  due = np.zeros((rounds, block_steps), dtype=bool)
+  last, step = last_update_step, first_step
+  for round_index in range(rounds):
+    for position in range(block_steps):
+      step += 1
+      if is_due(step, last):
+        due[round_index, position] = True
+        last = step
+  return due, last
+
+
+def due_split(window, same_run, group, first_step, last_update, config):
+  """The same-run points split into the steps that ran an update and the
+  others, as row fields; {} where the simulated schedule (`due_steps`)
+  does not end on the session's last update step."""
+  due, last = due_steps(first_step, last_update, len(window),
+                        window.shape[1], config.is_due)
+  if last != config.last_update():
+    print('warning: the due steps could not be told apart (simulated last '
+          'update %d, the session\'s %d); no split.' % (
+              last, config.last_update()))
+    return {}
+  due_points, not_due_points = bench_util.points_split(window, same_run, due)
+  excess = (bench_util.winsorized(window) -
+            bench_util.winsorized(same_run))[due]
+  enough = len(window) >= 2 * group
+  return dict(
+      due_steps=int(due.sum()),
+      due_step_us=float(1e6 * excess.mean()) if due.any() else None,
+      points_due=float(due_points), points_not_due=float(not_due_points),
+      points_due_ci95=(bench_util.points_interval(
+          window, same_run, group, part=due) if enough else None),
+      points_not_due_ci95=(bench_util.points_interval(
+          window, same_run, group, part=~due) if enough else None))
+
+
+def describe_split(split):
+  """One line for a row's `due_split`."""
+  def points(name):
+    interval = split[name + '_ci95']
+    return '%+.2f points%s' % (split[name], interval and (
+        ' [%+.2f, %+.2f]' % tuple(interval)) or '')
+  line = '%d due steps' % split['due_steps']
+  if split['due_step_us'] is not None:
+    line += ', %+.0f us each over the same step with none due' % (
+        split['due_step_us'])
+  return '%s: %s; the other steps %s' % (line, points('points_due'),
+                                          points('points_not_due'))
+
+
 def gate_share(points, interval):
   """One gate's (points, interval) from the gate probe's chain over one."""
   share = GATE_CHAIN - 1
@@ -543,6 +616,7 @@ def main(argv):
       # floor is None only for the masks-only row, whose points are 0.
       overhead, interleaved = paired_overheads(base, samples, floor)
       points = row_points = ci = same_run = same_run_ci = None
+      split = {}
       train_op_points = train_op_ci = offset = offset_ci = blocks = None
       if frequency == 0:
         points = 0.0 if masks_only is not None else None
@@ -553,11 +627,14 @@ def main(argv):
         offset, offset_ci = in_session_points(twin, train, group)
         blocks = dict(_block_ms(window=train, twin=twin), **gate_blocks)
       else:
+        first_step, last_update = config.global_step(), config.last_update()
         (window, floor_times, same_run_times), group = time_blocks(
             [config.window, config.floor, config.same_run],
             _IN_SESSION_ROUNDS.value, _BLOCK_STEPS.value)
         same_run, same_run_ci = in_session_points(window, same_run_times,
                                                   group)
+        split = due_split(window, same_run_times, group, first_step,
+                          last_update, config)
         # Judged: the same executor's steps with no update due, plus what
         # the op driver's gate costs them (the hook's own work is in the
         # pruned run alone already).
@@ -588,9 +665,11 @@ def main(argv):
           points_interleaved=interleaved,
           points_over_masks_only_row=row_points, target=target, met=met,
           mask_sparsity=(config.mask_sparsity() if config.mask_sparsity
-                         else None)))
+                         else None), **split))
       print('%s f=%d: %.2f ms vs %.2f ms' % (model, frequency, ms, base_ms),
             flush=True)
+      if split:
+        print('  %s' % describe_split(split), flush=True)
   bench_util.report(
       'training_overhead', ['model', 'pruning_frequency', 'unpruned_ms',
                             'pruned_ms', 'ratio', 'overhead_pct',

@@ -101,6 +101,18 @@ def test_training_overhead_benchmark_has_masks_only_row(tmp_path, driver):
     assert masks_only['gate_points'] is None
     assert (tenth['points_over_masks_only'] ==
             tenth['points_over_same_run'])
+  # The same-run points split by whether a step ran an update: every step
+  # at frequency 1; at 10, the steps 10, 20, ..., 130 of the 132 that the
+  # pruned blocks ran after the two steps of the interleaved phase.
+  assert every_step['due_steps'] == 12 * 11
+  assert every_step['points_not_due'] == 0.0
+  assert tenth['due_steps'] == 13
+  for row in (every_step, tenth):
+    assert row['points_due'] + row['points_not_due'] == pytest.approx(
+        row['points_over_same_run'])
+    checked += [(row, 'points_due', 'points_due_ci95'),
+                (row, 'points_not_due', 'points_not_due_ci95')]
+  assert 'due_steps' not in masks_only
   for row, points, interval in checked:
     low, high = ((row['points_ci95_low'], row['points_ci95_high'])
                  if interval is None else row[interval])
@@ -194,6 +206,32 @@ def test_points_interval_resamples_whole_cycles_of_orders():
           bench_util.points_interval(noisy, floor, 2))
 
 
+def test_points_split_adds_up_to_the_points_over_the_floor():
+  from benchmarks import bench_util  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(3)
+  floor = 10.0 + rng.random((24, 11))
+  # Four preemptions, in both runs alike, hold their 99th percentiles
+  # above every other step: winsorizing clips nothing below.
+  floor[5, :4] = 1000.0
+  due = np.zeros((24, 11), dtype=bool)
+  due[::3, 4] = True
+  # A due step costs 8 more; the others 0.1 more.
+  pruned = floor + np.where(due, 8.0, 0.1)
+  due_points, other_points = bench_util.points_split(pruned, floor, due)
+  assert due_points == pytest.approx(100.0 * 8 * 8 / floor.sum())
+  assert other_points == pytest.approx(100.0 * 0.1 * (264 - 8) / floor.sum())
+  assert due_points + other_points == pytest.approx(
+      bench_util.points_over(pruned, floor))
+  # Every step in the part: the whole points, and the whole interval.
+  everything = np.ones_like(due)
+  assert bench_util.points_split(pruned, floor, everything)[1] == 0.0
+  assert bench_util.points_interval(
+      pruned, floor, 2, part=everything) == pytest.approx(
+          bench_util.points_interval(pruned, floor, 2))
+  low, high = bench_util.points_interval(pruned, floor, 2, part=due)
+  assert low <= due_points <= high
+
+
 @pytest.mark.parametrize('rounds, group, confidence, message', [
     (3, 2, 0.95, 'at least two groups of 2 rounds, got 3 rounds'),
     (4, 0, 0.95, 'group must be >= 1, got 0'),
@@ -226,6 +264,42 @@ def test_due_step_positions_counts_the_positions_updates_fall_on(
       positions)
   # The default spreads the default frequencies' updates over every position.
   assert benchmark.due_step_positions(11, frequency) == 11
+
+
+def test_due_steps_follows_the_schedule_over_the_pruned_blocks():
+  from benchmarks import training_overhead_benchmark as benchmark  # pylint: disable=g-import-not-at-top
+  from model_pruning.python import pruning  # pylint: disable=g-import-not-at-top
+  from model_pruning.python import pruning_schedule  # pylint: disable=g-import-not-at-top
+  spec = pruning.get_pruning_hparams().parse(
+      'pruning_frequency=10,begin_pruning_step=30,end_pruning_step=95')
+  schedule = pruning_schedule.Schedule.from_hparams(spec)
+  due, last = benchmark.due_steps(
+      first_step=2, last_update_step=0, rounds=9, block_steps=11,
+      is_due=schedule.is_update_step)
+  assert due.shape == (9, 11)
+  # The blocks run steps 3..101; updates at 30, 40, ..., 90 (none after
+  # the window closes at 95), each at its place in its block.
+  steps = 3 + np.arange(99).reshape(9, 11)
+  assert steps[due].tolist() == [30, 40, 50, 60, 70, 80, 90]
+  assert last == 90
+  # Nothing due: the last update stays.
+  due, last = benchmark.due_steps(0, 2**30, 3, 11, schedule.is_update_step)
+  assert not due.any() and last == 2**30
+
+
+def test_describe_split_prints_both_parts():
+  from benchmarks import training_overhead_benchmark as benchmark  # pylint: disable=g-import-not-at-top
+  split = dict(due_steps=40, due_step_us=812.4, points_due=0.652,
+               points_not_due=-0.1, points_due_ci95=(0.4, 0.9),
+               points_not_due_ci95=(-0.5, 0.31))
+  assert benchmark.describe_split(split) == (
+      '40 due steps, +812 us each over the same step with none due: '
+      '+0.65 points [+0.40, +0.90]; the other steps -0.10 points '
+      '[-0.50, +0.31]')
+  split.update(due_steps=0, due_step_us=None, points_due=0.0,
+               points_due_ci95=None, points_not_due_ci95=None)
+  assert benchmark.describe_split(split) == (
+      '0 due steps: +0.00 points; the other steps -0.10 points')
 
 
 # /proc/stat's aggregate CPU time states, in their order on the line.
