@@ -535,10 +535,10 @@ def due_split(window, same_run, group, first_step, last_update, config):
   does not end on the session's last update step."""
   due, last = due_steps(first_step, last_update, len(window),
                         window.shape[1], config.is_due)
-  if last != config.last_update():
+  session_last = config.last_update()
+  if last != session_last:
     print('warning: the due steps could not be told apart (simulated last '
-          'update %d, the session\'s %d); no split.' % (
-              last, config.last_update()))
+          'update %d, the session\'s %d); no split.' % (last, session_last))
     return {}
   due_points, not_due_points = bench_util.points_split(window, same_run, due)
   excess = (bench_util.winsorized(window) -
@@ -558,8 +558,8 @@ def describe_split(split):
   """One line for a row's `due_split`."""
   def points(name):
     interval = split[name + '_ci95']
-    return '%+.2f points%s' % (split[name], interval and (
-        ' [%+.2f, %+.2f]' % tuple(interval)) or '')
+    return '%+.2f points%s' % (split[name], '' if interval is None else
+                               ' [%+.2f, %+.2f]' % tuple(interval))
   line = '%d due steps' % split['due_steps']
   if split['due_step_us'] is not None:
     line += ', %+.0f us each over the same step with none due' % (

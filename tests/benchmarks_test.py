@@ -287,6 +287,34 @@ def test_due_steps_follows_the_schedule_over_the_pruned_blocks():
   assert not due.any() and last == 2**30
 
 
+@pytest.mark.parametrize('session_last, split', [(130, True), (120, False)])
+def test_due_split_needs_the_session_to_agree_with_the_replay(
+    capsys, session_last, split):
+  import types  # pylint: disable=g-import-not-at-top
+  from benchmarks import training_overhead_benchmark as benchmark  # pylint: disable=g-import-not-at-top
+  config = types.SimpleNamespace(
+      is_due=lambda step, last: last + 10 <= step,
+      last_update=lambda: session_last)
+  # Steps 3..134: due at 10, 20, ..., 130; a due step costs 1 ms more.
+  due = (3 + np.arange(132).reshape(12, 11)) % 10 == 0
+  same_run = np.full((12, 11), 0.01)
+  window = same_run + 0.001 * due
+  fields = benchmark.due_split(window, same_run, 6, first_step=2,
+                               last_update=0, config=config)
+  if not split:
+    assert fields == {}
+    assert 'simulated last update 130, the session\'s 120' in (
+        capsys.readouterr().out)
+    return
+  assert fields['due_steps'] == 13
+  assert fields['due_step_us'] == pytest.approx(1000.0)
+  assert fields['points_due'] == pytest.approx(100 * 13 * 0.001 / 1.32)
+  assert fields['points_not_due'] == pytest.approx(0.0)
+  assert fields['points_not_due_ci95'] == pytest.approx((0.0, 0.0))
+  low, high = fields['points_due_ci95']
+  assert low <= fields['points_due'] <= high
+
+
 def test_describe_split_prints_both_parts():
   from benchmarks import training_overhead_benchmark as benchmark  # pylint: disable=g-import-not-at-top
   split = dict(due_steps=40, due_step_us=812.4, points_due=0.652,
