@@ -70,13 +70,13 @@ def points_split(pruned, floor, part):
   summed over each part, in points of the floor's sum (both winsorized
   first), so the two add up to `points_over(pruned, floor)`. `part`: a
   boolean array of the steps' shape (the steps that ran an update, say)."""
-  excess, floor = _excess(pruned, floor)
+  excess, floor = excess_over(pruned, floor)
   part = np.asarray(part, dtype=bool)
   return (100.0 * excess[part].sum() / floor.sum(),
           100.0 * excess[~part].sum() / floor.sum())
 
 
-def _excess(pruned, floor):
+def excess_over(pruned, floor):
   """(pruned - floor step by step, the floor), both winsorized."""
   floor = winsorized(floor)
   return winsorized(pruned) - floor, floor
@@ -103,7 +103,8 @@ def points_interval(pruned, floor, group, confidence=0.95, resamples=2000,
   if groups < 2:
     raise ValueError('points_interval needs at least two groups of %d rounds,'
                      ' got %d rounds' % (group, len(pruned)))
-  excess, floor = _excess(pruned[:groups * group], floor[:groups * group])
+  excess, floor = excess_over(pruned[:groups * group],
+                              floor[:groups * group])
   if part is not None:
     excess = np.where(np.asarray(part, dtype=bool)[:groups * group], excess,
                       0.0)

@@ -541,8 +541,7 @@ def due_split(window, same_run, group, first_step, last_update, config):
           'update %d, the session\'s %d); no split.' % (last, session_last))
     return {}
   due_points, not_due_points = bench_util.points_split(window, same_run, due)
-  excess = (bench_util.winsorized(window) -
-            bench_util.winsorized(same_run))[due]
+  excess = bench_util.excess_over(window, same_run)[0][due]
   enough = len(window) >= 2 * group
   return dict(
       due_steps=int(due.sum()),
